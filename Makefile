@@ -1,0 +1,49 @@
+# Tessera: `make run` starts the whole stack on the embedded defaults,
+# `make run CONFIG=path/to/file.conf` with a config file, `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+CONFIG ?=
+
+.PHONY: run test lint format bench constraints clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(PY) requirements.in constraints.txt pyproject.toml
+	$(PIP) -r requirements.in -c constraints.txt
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements-test.in
+	$(PIP) -r requirements-test.in -c constraints.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) -m services.stack $(if $(CONFIG),--config-file $(CONFIG))
+
+test: $(VENV)/.test
+	$(PY) -m ruff check services tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check services tests bench
+	$(PY) -m ruff format --check services tests bench
+
+format: $(VENV)/.test
+	$(PY) -m ruff format services tests bench
+
+bench: $(VENV)/.test
+	$(PY) bench/run_bench.py $(BENCH_ARGS)
+
+# Re-pin every dependency from a fresh venv (after changing requirements*.in).
+constraints:
+	rm -rf /tmp/tessera-pin && $(PYTHON) -m venv /tmp/tessera-pin
+	/tmp/tessera-pin/bin/pip install --quiet -r requirements.in -r requirements-test.in
+	( echo "# Every package of requirements.in + requirements-test.in, pinned (pip freeze of a fresh"; \
+	  echo "# venv on Python 3.11). Regenerate with: make constraints"; \
+	  /tmp/tessera-pin/bin/pip freeze; echo "setuptools==80.10.2" ) > constraints.txt
+
+clean:
+	rm -rf $(VENV) var

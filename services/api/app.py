@@ -1,0 +1,58 @@
+"""The gateway's app factory: ``create_app(conf)``. No module-level app or connection."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, request
+
+from services.api import images, versions
+from services.api.auth import context_from_request
+from services.api.errors import register_error_handlers
+from services.api.rpc_client import RpcClient
+from services.api.schemas import SchemaValidator, image_schema
+from services.common.config import amqp_uri
+from services.common.context import new_request_id
+from services.common.logs import set_request_id
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-openstack-request-id"
+
+
+def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
+    app = Flask("tessera")
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.url_map.strict_slashes = False
+    schema = image_schema(conf)
+    app.extensions.update({
+        "tessera.conf": conf,
+        "tessera.rpc": rpc_client or RpcClient(amqp_uri(conf), timeout=conf.rpc_timeout),
+        "tessera.image_schema": schema,
+        "tessera.image_validator": SchemaValidator(schema),
+    })
+    flavor = (conf.paste_deploy.flavor or "").strip().lower()
+
+    @app.before_request
+    def _identify():
+        g.request_id = new_request_id()
+        set_request_id(g.request_id)
+        g.context = context_from_request(request, flavor, g.request_id)
+
+    @app.after_request
+    def _tag_response(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or new_request_id()
+        return response
+
+    @app.teardown_request
+    def _forget(_exc):
+        set_request_id(None)
+
+    register_error_handlers(app)
+    app.register_blueprint(versions.bp)
+    app.register_blueprint(images.bp)
+    if flavor == "keystone":
+        from services.api.keystone import wrap_with_auth_token
+        app.wsgi_app = wrap_with_auth_token(app.wsgi_app, conf)
+    return app

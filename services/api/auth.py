@@ -1,0 +1,37 @@
+"""Who is calling: the RequestContext of each request.
+
+Development auth (``[paste_deploy] flavor`` empty): project, user and roles come from
+the ``X-Project-Id`` (or ``X-Tenant-Id``), ``X-User-Id`` and ``X-Roles`` headers; with
+none of them the caller is an admin of the ``development`` project.
+
+Keystone auth (``flavor = keystone``): keystonemiddleware's auth_token validates the
+token and sets the same headers (with ``X-Identity-Status: Confirmed``), so the context
+is read the same way; the middleware is wrapped around the app in app.py."""
+
+from __future__ import annotations
+
+from flask import Request
+
+from services.api.errors import Unauthorized
+from services.common.context import RequestContext
+
+DEV_PROJECT = "development"
+ADMIN_ROLE = "admin"
+
+
+def _roles(header: str | None) -> tuple[str, ...]:
+    return tuple(r.strip().lower() for r in (header or "").split(",") if r.strip())
+
+
+def context_from_request(request: Request, flavor: str, request_id: str) -> RequestContext:
+    headers = request.headers
+    project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id")
+    user = headers.get("X-User-Id")
+    roles = _roles(headers.get("X-Roles"))
+    if flavor == "keystone":
+        if headers.get("X-Identity-Status", "Confirmed") != "Confirmed":
+            raise Unauthorized("The request you have made requires authentication.")
+    elif not (project or user or roles):
+        project, roles = DEV_PROJECT, (ADMIN_ROLE,)
+    return RequestContext(project_id=project, user_id=user, roles=roles,
+                          is_admin=ADMIN_ROLE in roles, request_id=request_id)

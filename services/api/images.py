@@ -1,0 +1,101 @@
+"""``/v2/images``: create, list, show, update, delete, tags."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, jsonify, request
+
+from services.api.gateway import call, conf, json_body
+from services.api.list_params import parse_list_query
+from services.api.patch import check_property_name, parse_changes
+from services.api.views import image_href, image_view
+from services.common.errors import BadRequest, Forbidden
+
+bp = Blueprint("images", __name__)
+
+# Settable image attributes (everything else in a create body is an extra property).
+CREATE_ATTRIBUTES = ("id", "name", "visibility", "protected", "os_hidden", "min_ram",
+                     "min_disk", "owner", "disk_format", "container_format")
+NOT_SETTABLE_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
+
+
+def _validator():
+    return current_app.extensions["tessera.image_validator"]
+
+
+def _no_content():
+    return "", 204
+
+
+@bp.post("/v2/images")
+def create_image():
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object.")
+    for key in NOT_SETTABLE_ON_CREATE:
+        if key in body:
+            raise Forbidden(f"Attribute '{key}' is read-only.")
+    _validator().validate(body)
+    tags = body.pop("tags", [])
+    attributes = {k: body.pop(k) for k in CREATE_ATTRIBUTES if k in body}
+    for key in body:
+        check_property_name(key)
+        if len(key) > 255:
+            raise BadRequest("Custom property should not be greater than 255 characters.")
+    if "locations" in body:
+        raise Forbidden("Attribute 'locations' is reserved.")
+    record = call("registry", "create_image", attributes, body, tags)
+    response = jsonify(image_view(record, conf()))
+    response.status_code = 201
+    response.headers["Location"] = image_href(record["id"])
+    return response
+
+
+@bp.get("/v2/images")
+def list_images():
+    settings = conf()
+    query = parse_list_query(request.args, settings)
+    result = call("registry", "list_images", query)
+    params = [(k, v) for k, v in request.args.items(multi=True) if k != "marker"]
+    body = {
+        "images": [image_view(r, settings) for r in result["images"]],
+        "first": "/v2/images" + (f"?{urlencode(params)}" if params else ""),
+        "schema": "/v2/schemas/images",
+    }
+    if result["more"] and result["images"]:
+        body["next"] = "/v2/images?" + urlencode(
+            params + [("marker", result["images"][-1]["id"])])
+    return jsonify(body)
+
+
+@bp.get("/v2/images/<image_id>")
+def show_image(image_id):
+    return jsonify(image_view(call("registry", "get_image", image_id), conf()))
+
+
+@bp.patch("/v2/images/<image_id>")
+def update_image(image_id):
+    changes = parse_changes((request.mimetype or "").lower(), json_body, _validator())
+    record = call("registry", "update_image", image_id, changes)
+    return jsonify(image_view(record, conf()))
+
+
+@bp.delete("/v2/images/<image_id>")
+def delete_image(image_id):
+    call("registry", "delete_image", image_id)
+    return _no_content()
+
+
+@bp.put("/v2/images/<image_id>/tags/<path:tag>")
+def add_tag(image_id, tag):
+    if len(tag) > 255:
+        raise BadRequest(f"Tag is longer than 255 characters: {tag[:32]}...")
+    call("registry", "add_tag", image_id, tag)
+    return _no_content()
+
+
+@bp.delete("/v2/images/<image_id>/tags/<path:tag>")
+def remove_tag(image_id, tag):
+    call("registry", "remove_tag", image_id, tag)
+    return _no_content()

@@ -1,0 +1,51 @@
+"""``tessera-api [--config-file PATH]``: the gateway under gunicorn (gthread workers, no
+eventlet in this process). Each worker builds its own app, and so its own RPC
+connections, after the fork."""
+
+from __future__ import annotations
+
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from services.common.config import load_config
+from services.common.logs import setup_logging
+
+
+class GatewayServer(BaseApplication):
+    def __init__(self, conf):
+        self.conf = conf
+        super().__init__()
+
+    def load_config(self):
+        conf = self.conf
+        settings = {
+            "bind": f"{conf.bind_host}:{conf.bind_port}",
+            "workers": conf.workers,
+            "threads": conf.threads,
+            "worker_class": "gthread",
+            "keepalive": 75,
+            "timeout": 120,
+            "graceful_timeout": 10,
+            "control_socket_disable": True,
+            "accesslog": None,
+            "proc_name": "tessera-api",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from services.api.app import create_app
+
+        setup_logging(self.conf, "api")
+        return create_app(self.conf)
+
+
+def main(argv: list[str] | None = None) -> None:
+    conf = load_config(sys.argv[1:] if argv is None else argv, prog="tessera-api")
+    setup_logging(conf, "api")
+    GatewayServer(conf).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The request context: who is calling, and the request id that follows the call through
+every service. The gateway builds it; it crosses RPC as nameko context headers
+(``nameko.<key>``) and services trust it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    project_id: str | None = None
+    user_id: str | None = None
+    roles: tuple[str, ...] = field(default_factory=tuple)
+    is_admin: bool = False
+    request_id: str = field(default_factory=new_request_id)
+
+    def to_headers(self) -> dict:
+        """The context as nameko context data (AMQP headers without the prefix)."""
+        data = asdict(self)
+        data["roles"] = list(self.roles)
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_headers(cls, data: dict) -> RequestContext:
+        return cls(
+            project_id=data.get("project_id"),
+            user_id=data.get("user_id"),
+            roles=tuple(data.get("roles") or ()),
+            is_admin=bool(data.get("is_admin")),
+            request_id=data.get("request_id") or new_request_id(),
+        )

@@ -1,0 +1,76 @@
+"""Typed errors that cross RPC.
+
+Services raise these; nameko serialises them into the reply and both nameko callers
+(``deserialize_to_instance``) and the gateway's RPC client turn them back into the same
+class. The gateway maps each class to an HTTP status in one table (services/api/errors.py).
+"""
+
+from __future__ import annotations
+
+from nameko.exceptions import deserialize_to_instance
+
+BY_NAME: dict[str, type[TesseraError]] = {}
+
+
+def _typed(cls):
+    """Register an error class so it survives an RPC round trip by name."""
+    BY_NAME[cls.__name__] = cls
+    return deserialize_to_instance(cls)
+
+
+@_typed
+class TesseraError(Exception):
+    """Base of every error a Tessera service reports on purpose."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@_typed
+class BadRequest(TesseraError):
+    """The request is malformed or names something invalid."""
+
+
+@_typed
+class NotFound(TesseraError):
+    """The thing asked for does not exist (or the caller may not see it)."""
+
+
+@_typed
+class Forbidden(TesseraError):
+    """The caller may not do this."""
+
+
+@_typed
+class Conflict(TesseraError):
+    """The request conflicts with the current state."""
+
+
+@_typed
+class Duplicate(Conflict):
+    """Something with this identity exists already."""
+
+
+@_typed
+class InvalidTransition(Conflict):
+    """A status change that the state machine does not allow, or a lost race."""
+
+
+@_typed
+class QuotaExceeded(TesseraError):
+    """A configured limit would be exceeded."""
+
+
+@_typed
+class ServiceUnavailable(TesseraError):
+    """A service or the broker could not be reached in time."""
+
+
+def from_remote(exc_type: str, message: str) -> TesseraError | None:
+    """The typed error a remote reply names, or None for an unexpected error."""
+    cls = BY_NAME.get(exc_type)
+    return cls(message) if cls else None

@@ -1,0 +1,178 @@
+"""Image records: create, read, change, tag, delete and status compare-and-set.
+
+Plain functions over a SQLAlchemy session; the registry service wraps each call in one
+transaction (services/registry/dependencies.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from services.common.context import RequestContext
+from services.common.errors import Conflict, Duplicate, Forbidden, NotFound, QuotaExceeded
+from services.common.states import check_image_transition
+from services.registry import access
+from services.registry.models import Image, ImageMember, ImageProperty, ImageTag
+
+# Image attributes a client may set (the rest are read-only or derived).
+SETTABLE_ATTRIBUTES = ("name", "disk_format", "container_format", "visibility", "protected",
+                       "os_hidden", "min_ram", "min_disk", "owner")
+# Attributes that exist on every image: never extra properties, never removable.
+BASE_ATTRIBUTES = SETTABLE_ATTRIBUTES + (
+    "id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
+    "created_at", "updated_at", "tags", "locations", "direct_url", "self", "file", "schema")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def get_visible(session: Session, ctx: RequestContext, image_id: str) -> Image:
+    """The image, if it exists and the caller may see it; NotFound otherwise."""
+    image = session.get(Image, image_id)
+    if image is None or image.deleted or not access.can_see(
+            ctx, image, is_member=access.is_member(session, ctx, image_id)):
+        raise NotFound(f"No image found with ID {image_id}")
+    return image
+
+
+def _check_quota(what: str, attempted: int, maximum: int) -> None:
+    if 0 <= maximum < attempted:
+        raise QuotaExceeded(f"The limit has been exceeded on the number of allowed image "
+                            f"{what}. Attempted: {attempted}, Maximum: {maximum}")
+
+
+def _check_attribute(ctx: RequestContext, name: str, value) -> None:
+    if name == "visibility":
+        access.require_can_set_visibility(ctx, value)
+    elif name == "owner":
+        access.require_can_set_owner(ctx, value)
+
+
+def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
+                 properties: dict, tags: list[str]) -> Image:
+    image_id = attributes.get("id") or str(uuid.uuid4())
+    if session.get(Image, image_id) is not None:
+        raise Duplicate(f"Image with identifier {image_id} already exists!")
+    for name in SETTABLE_ATTRIBUTES:
+        if name in attributes:
+            _check_attribute(ctx, name, attributes[name])
+    tags = sorted(set(tags))
+    _check_quota("image properties", len(properties), conf.image_property_quota)
+    _check_quota("image tags", len(tags), conf.image_tag_quota)
+    now = utcnow()
+    image = Image(
+        id=image_id, status="queued", created_at=now, updated_at=now,
+        owner=attributes["owner"] if "owner" in attributes else ctx.project_id,
+        visibility=attributes.get("visibility") or "shared",
+        min_disk=attributes.get("min_disk") or 0, min_ram=attributes.get("min_ram") or 0,
+        protected=bool(attributes.get("protected")), os_hidden=bool(attributes.get("os_hidden")),
+        name=attributes.get("name"), disk_format=attributes.get("disk_format"),
+        container_format=attributes.get("container_format"),
+        properties=[ImageProperty(name=k, value=v) for k, v in properties.items()],
+        tags=[ImageTag(value=t, created_at=now) for t in tags],
+        locations=[],
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def _set_tags(image: Image, tags: list[str], conf) -> None:
+    wanted = sorted(set(tags))
+    _check_quota("image tags", len(wanted), conf.image_tag_quota)
+    current = {t.value: t for t in image.tags}
+    now = utcnow()
+    image.tags = [current.get(t) or ImageTag(value=t, created_at=now) for t in wanted]
+
+
+def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
+                  changes: list[dict]) -> Image:
+    """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it."""
+    image = get_visible(session, ctx, image_id)
+    access.require_can_modify(ctx, image)
+    props = {p.name: p for p in image.properties}
+    for change in changes:
+        op, name = change["op"], change["path"][0]
+        if name == "locations":
+            raise Forbidden("It's not allowed to update locations if locations are "
+                            "invisible.")
+        is_base = name in BASE_ATTRIBUTES
+        if op == "remove":
+            if is_base:
+                raise Forbidden(f"Property {name} may not be removed.")
+            if name not in props:
+                raise Conflict(f"Property {name} does not exist.")
+            image.properties.remove(props.pop(name))
+            continue
+        value = change["value"]
+        if op == "add" and change.get("json_schema_version") == 4 and (is_base or name in props):
+            raise Conflict(f"Property {name} already present.")
+        if op == "replace" and not is_base and name not in props:
+            raise Conflict(f"Property {name} does not exist.")
+        if name == "tags":
+            _set_tags(image, value, conf)
+        elif is_base:
+            _check_attribute(ctx, name, value)
+            setattr(image, name, value)
+        elif name in props:
+            props[name].value = value
+        else:
+            props[name] = ImageProperty(name=name, value=value)
+            image.properties.append(props[name])
+    _check_quota("image properties", len(props), conf.image_property_quota)
+    image.updated_at = utcnow()
+    session.flush()
+    return image
+
+
+def add_tag(session: Session, ctx: RequestContext, conf, image_id: str, tag: str) -> Image:
+    image = get_visible(session, ctx, image_id)
+    access.require_can_modify(ctx, image)
+    if tag not in {t.value for t in image.tags}:
+        _set_tags(image, [t.value for t in image.tags] + [tag], conf)
+        image.updated_at = utcnow()
+        session.flush()
+    return image
+
+
+def remove_tag(session: Session, ctx: RequestContext, image_id: str, tag: str) -> Image:
+    image = get_visible(session, ctx, image_id)
+    access.require_can_modify(ctx, image)
+    kept = [t for t in image.tags if t.value != tag]
+    if len(kept) == len(image.tags):
+        raise NotFound(f"Tag {tag} not found on image {image_id}")
+    image.tags = kept
+    image.updated_at = utcnow()
+    session.flush()
+    return image
+
+
+def change_status(session: Session, image_id: str, current: str, target: str,
+                  **values) -> None:
+    """Compare-and-set: move the image from ``current`` to ``target`` in one UPDATE.
+    Zero rows changed means someone else moved it first: a Conflict, never an
+    overwrite."""
+    check_image_transition(current, target)
+    result = session.execute(
+        update(Image).where(Image.id == image_id, Image.status == current)
+        .values(status=target, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(f"Image {image_id} is no longer {current}")
+
+
+def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
+    image = get_visible(session, ctx, image_id)
+    access.require_can_modify(ctx, image)
+    if image.protected:
+        raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+    now = utcnow()
+    change_status(session, image_id, image.status, "deleted", deleted=True, deleted_at=now)
+    session.execute(delete(ImageTag).where(ImageTag.image_id == image_id))
+    session.execute(delete(ImageProperty).where(ImageProperty.image_id == image_id))
+    session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
+    return image

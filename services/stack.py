@@ -1,0 +1,107 @@
+"""``tessera-run [--config-file PATH]``: the whole stack in the foreground on one machine.
+
+Migrates the database, then starts the registry, store, cache and API as child
+processes and stops them all on Ctrl-C / SIGTERM, or when any of them dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import amqp
+
+from services.api.rpc_client import _connection_params
+from services.common.config import (
+    amqp_uri,
+    data_dir,
+    filesystem_store_datadir,
+    image_cache_dir,
+    load_config,
+)
+from services.registry.manage import db_sync
+
+SERVICES = ("registry", "store", "cache")
+
+
+def check_broker(conf) -> None:
+    params = _connection_params(amqp_uri(conf))
+    try:
+        conn = amqp.Connection(connect_timeout=3, **params)
+        conn.connect()
+        conn.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the operator
+        sys.exit(
+            f"tessera: cannot reach RabbitMQ at {params['host']} (vhost "
+            f"{params['virtual_host']!r}): {exc}\n"
+            f"Start one with `rabbitmq-server -detached` (Debian/Ubuntu: "
+            f"`apt-get install rabbitmq-server`), or point `transport_url` in the "
+            f"[DEFAULT] section of your config file (or OS_DEFAULT__TRANSPORT_URL) at a "
+            f"running broker.")
+
+
+def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url + "/v2/images?limit=1", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    conf = load_config(argv, prog="tessera-run")
+    check_broker(conf)
+    for path in (data_dir(conf), filesystem_store_datadir(conf), image_cache_dir(conf)):
+        path.mkdir(parents=True, exist_ok=True)
+    print(f"tessera: database at revision {db_sync(conf)}", flush=True)
+
+    commands = [[sys.executable, "-m", "services.launch", name, *argv] for name in SERVICES]
+    commands.append([sys.executable, "-m", "services.api.server", *argv])
+    processes = [subprocess.Popen(cmd) for cmd in commands]
+
+    stopping = False
+
+    def stop(_signum=None, _frame=None):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    url = f"http://{conf.bind_host}:{conf.bind_port}"
+    if _wait_until_serving(url, processes):
+        print(f"tessera: serving the Image API on {url} (Ctrl-C stops)", flush=True)
+    exit_code = 0
+    while not stopping:
+        dead = [p for p in processes if p.poll() is not None]
+        if dead:
+            print(f"tessera: {' '.join(dead[0].args[2:4])} exited with {dead[0].returncode}; "
+                  f"stopping", file=sys.stderr, flush=True)
+            exit_code = 1
+            break
+        time.sleep(0.2)
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+    os._exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

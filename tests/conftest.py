@@ -1,0 +1,87 @@
+"""Session fixtures: the real RabbitMQ (a vhost per run), SQLite and MariaDB, and the
+whole Tessera stack started as processes."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+
+from tests.stack import MysqlDatabase, Stack, Vhost
+
+
+@pytest.fixture(scope="session")
+def vhost():
+    vh = Vhost()
+    yield vh
+    vh.delete()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "mysql"])
+def stack(request, vhost, tmp_path_factory):
+    """A running stack, once on SQLite and once on MariaDB."""
+    database = MysqlDatabase() if request.param == "mysql" else None
+    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), vhost.transport_url,
+                    database.url if database else None).start()
+    yield running
+    running.cleanup()
+    if database:
+        database.delete()
+
+
+class Api:
+    """A thin requests wrapper that talks as one project (development auth headers)."""
+
+    def __init__(self, url: str, project: str = "test-project", roles: str = "member,reader",
+                 user: str = "test-user"):
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers.update({"X-Project-Id": project, "X-Roles": roles,
+                                     "X-User-Id": user})
+        self.project = project
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=30, **kwargs)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def patch(self, path, changes, media="application/openstack-images-v2.1-json-patch"):
+        return self.request("PATCH", path, json=changes, headers={"Content-Type": media})
+
+    def create(self, **body) -> dict:
+        resp = self.post("/v2/images", json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+
+@pytest.fixture
+def api(stack):
+    return Api(stack.url, project=f"project-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def other_api(stack):
+    return Api(stack.url, project=f"other-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def admin_api(stack):
+    return Api(stack.url, project="admin-project", roles="admin,member,reader")
+
+
+@pytest.fixture
+def image(api):
+    """A fresh queued image owned by ``api``'s project."""
+    return api.create(name=f"img-{uuid.uuid4().hex[:8]}", disk_format="raw",
+                      container_format="bare")

@@ -1,0 +1,126 @@
+"""Start a real Tessera stack for tests: a RabbitMQ vhost of its own, a fresh database
+(SQLite file or a MariaDB database), and ``tessera-run`` (registry, store, cache and API
+as separate processes) on a free port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pymysql
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+class Vhost:
+    """A RabbitMQ vhost for one test run, so tests never meet a developer's `make run`."""
+
+    def __init__(self):
+        self.name = f"tessera-test-{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        self.transport_url = f"rabbit://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def delete(self) -> None:
+        rabbitmqctl("delete_vhost", self.name)
+
+
+class MysqlDatabase:
+    def __init__(self):
+        self.name = f"tessera_test_{uuid.uuid4().hex[:8]}"
+        self._execute(f"CREATE DATABASE {self.name} CHARACTER SET utf8mb4")
+        self.url = f"mysql://root@127.0.0.1:3306/{self.name}?charset=utf8mb4"
+
+    @staticmethod
+    def _execute(sql: str) -> None:
+        conn = pymysql.connect(**MYSQL)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def delete(self) -> None:
+        self._execute(f"DROP DATABASE IF EXISTS {self.name}")
+
+
+def write_config(path: Path, **sections: dict) -> Path:
+    lines = []
+    for section, options in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {v}" for k, v in options.items() if v is not None]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+class Stack:
+    """``tessera-run --config-file ...`` as a child process."""
+
+    def __init__(self, workdir: Path, transport_url: str, database_url: str | None = None,
+                 **extra_default):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = write_config(
+            workdir / "tessera.conf",
+            DEFAULT={"transport_url": transport_url, "data_dir": workdir / "data",
+                     "bind_port": self.port, "workers": 1, "threads": 8, "rpc_timeout": 10,
+                     **extra_default},
+            database={"connection": database_url},
+        )
+        self.log = workdir / "stack.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> Stack:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.stack", "--config-file", str(self.config)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tessera-run exited: {self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/v2/images?limit=1", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"tessera-run did not come up: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir / "data", ignore_errors=True)
