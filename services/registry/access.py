@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -45,12 +47,14 @@ def is_member(session: Session, ctx: RequestContext, image_id: str) -> bool:
         is not None
 
 
-def can_see(ctx: RequestContext, image: Image, is_member: bool) -> bool:
+def can_see(ctx: RequestContext, image, is_member: Callable[[], bool]) -> bool:
+    """Whether ``ctx`` may see ``image`` (an ORM image or a row); ``is_member`` is only
+    asked (a query) when the answer depends on it."""
     if ctx.is_admin or image.owner == ctx.project_id:
         return True
     if image.visibility in ("public", "community"):
         return True
-    return image.visibility == "shared" and is_member
+    return image.visibility == "shared" and is_member()
 
 
 def require_can_modify(ctx: RequestContext, image: Image) -> None:

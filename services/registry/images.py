@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
@@ -16,6 +16,7 @@ from services.common.errors import Conflict, Duplicate, Forbidden, NotFound, Quo
 from services.common.states import check_image_transition
 from services.registry import access
 from services.registry.models import Image, ImageMember, ImageProperty, ImageTag
+from services.registry.views import IMAGES
 
 # Image attributes a client may set (the rest are read-only or derived).
 SETTABLE_ATTRIBUTES = ("name", "disk_format", "container_format", "visibility", "protected",
@@ -30,13 +31,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def get_visible(session: Session, ctx: RequestContext, image_id: str) -> Image:
-    """The image, if it exists and the caller may see it; NotFound otherwise."""
-    image = session.get(Image, image_id)
+IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
+
+
+def _check_visible(session: Session, ctx: RequestContext, image, image_id: str) -> None:
     if image is None or image.deleted or not access.can_see(
-            ctx, image, is_member=access.is_member(session, ctx, image_id)):
+            ctx, image, lambda: access.is_member(session, ctx, image_id)):
         raise NotFound(f"No image found with ID {image_id}")
+
+
+def get_visible(session: Session, ctx: RequestContext, image_id: str) -> Image:
+    """The ORM image (for changing it), if it exists and the caller may see it."""
+    image = session.get(Image, image_id)
+    _check_visible(session, ctx, image, image_id)
     return image
+
+
+def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
+    """The image's row (for reading it), if it exists and the caller may see it."""
+    row = session.connection().execute(IMAGE_BY_ID, {"image_id": image_id}).first()
+    _check_visible(session, ctx, row, image_id)
+    return row
 
 
 def _check_quota(what: str, attempted: int, maximum: int) -> None:

@@ -5,6 +5,7 @@ The gateway has already checked the request's syntax and hands over a plain quer
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -50,13 +51,14 @@ def _parse_time(value: str) -> datetime:
     return parsed
 
 
+COMPARISONS = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt,
+               "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
 def _compare(column, op: str, value):
     if op == "in":
         return column.in_(value)
-    return {
-        "eq": column == value, "neq": column != value, "gt": column > value,
-        "gte": column >= value, "lt": column < value, "lte": column <= value,
-    }[op]
+    return COMPARISONS[op](column, value)
 
 
 def _conditions(ctx: RequestContext, query: dict) -> list:
@@ -109,8 +111,8 @@ def _after_marker(sort: list[tuple[str, str]], marker_values: list):
     return or_(*alternatives)
 
 
-def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[list[Image], bool]:
-    """One page of images and whether more follow."""
+def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[list, bool]:
+    """One page of image rows and whether more follow."""
     sort = _full_sort(query.get("sort") or [])
     conds = _conditions(ctx, query)
     marker_id = query.get("marker")
@@ -124,7 +126,7 @@ def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[lis
         conds.append(_after_marker(sort, list(values)))
     order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in sort]
     limit = query["limit"]
-    stmt = select(Image).where(*conds).order_by(*order).limit(limit + 1)
-    images = list(session.scalars(stmt))
-    return images[:limit], len(images) > limit
+    stmt = select(Image.__table__).where(*conds).order_by(*order).limit(limit + 1)
+    rows = list(session.connection().execute(stmt))
+    return rows[:limit], len(rows) > limit
 

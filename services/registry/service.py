@@ -8,7 +8,7 @@ from nameko.events import EventDispatcher
 from services.common.rpc import Context, Settings, rpc
 from services.registry import images, listing
 from services.registry.dependencies import Database
-from services.registry.views import image_record
+from services.registry.views import orm_record, records
 
 
 class RegistryService:
@@ -29,27 +29,28 @@ class RegistryService:
     @rpc
     def create_image(self, attributes: dict, properties: dict, tags: list) -> dict:
         with self.db.begin() as session:
-            record = image_record(images.create_image(session, self.context, self.conf,
-                                                      attributes, properties, tags))
+            record = orm_record(images.create_image(session, self.context, self.conf,
+                                                    attributes, properties, tags))
         self.dispatch("image.created", {"image_id": record["id"]})
         return record
 
     @rpc
     def get_image(self, image_id: str) -> dict:
         with self.db.begin() as session:
-            return image_record(images.get_visible(session, self.context, image_id))
+            return records(session, [images.get_visible_row(session, self.context,
+                                                            image_id)])[0]
 
     @rpc
     def list_images(self, query: dict) -> dict:
         with self.db.begin() as session:
             page, more = listing.list_images(session, self.context, query)
-            return {"images": [image_record(i) for i in page], "more": more}
+            return {"images": records(session, page), "more": more}
 
     @rpc
     def update_image(self, image_id: str, changes: list) -> dict:
         with self.db.begin() as session:
-            record = image_record(images.apply_changes(session, self.context, self.conf,
-                                                        image_id, changes))
+            record = orm_record(images.apply_changes(session, self.context, self.conf,
+                                                      image_id, changes))
         self.dispatch("image.updated", {"image_id": image_id})
         return record
 

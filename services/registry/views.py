@@ -1,39 +1,81 @@
-"""Rows to the JSON records that cross RPC (timestamps in Glance's format)."""
+"""Image records: the JSON that crosses RPC (timestamps in Glance's format).
+
+Reads go through SQLAlchemy Core (a row query and one query per child table for a whole
+page of images) rather than ORM loading: the image read path is the hottest in the
+service and ORM identity-map work cost several times more CPU than the queries."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from datetime import datetime
 
-from services.registry.models import Image
+from sqlalchemy import bindparam, literal, null, select, text, union_all
+from sqlalchemy.orm import Session
+
+from services.registry.models import Image, ImageLocation, ImageProperty, ImageTag
+
+IMAGES = Image.__table__
+ATTRIBUTES = ("id", "name", "status", "visibility", "owner", "size", "virtual_size",
+              "disk_format", "container_format", "checksum", "os_hash_algo", "os_hash_value",
+              "min_disk", "min_ram", "protected", "os_hidden")
 
 
 def isotime(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def image_record(image: Image) -> dict:
-    return {
-        "id": image.id,
-        "name": image.name,
-        "status": image.status,
-        "visibility": image.visibility,
-        "owner": image.owner,
-        "size": image.size,
-        "virtual_size": image.virtual_size,
-        "disk_format": image.disk_format,
-        "container_format": image.container_format,
-        "checksum": image.checksum,
-        "os_hash_algo": image.os_hash_algo,
-        "os_hash_value": image.os_hash_value,
-        "min_disk": image.min_disk,
-        "min_ram": image.min_ram,
-        "protected": image.protected,
-        "os_hidden": image.os_hidden,
-        "created_at": isotime(image.created_at),
-        "updated_at": isotime(image.updated_at),
-        "tags": sorted(t.value for t in image.tags),
-        "properties": {p.name: p.value for p in image.properties},
-        "locations": [{"url": loc.value, "metadata": json.loads(loc.meta_data or "{}")}
-                      for loc in image.locations if loc.status == "active"],
-    }
+def image_record(image, properties: dict, tags: list[str], locations: list[dict]) -> dict:
+    """The record of an image row (a Core Row or an ORM Image) and its children."""
+    record = {key: getattr(image, key) for key in ATTRIBUTES}
+    record["protected"] = bool(record["protected"])
+    record["os_hidden"] = bool(record["os_hidden"])
+    record["created_at"] = isotime(image.created_at)
+    record["updated_at"] = isotime(image.updated_at)
+    record["tags"] = sorted(tags)
+    record["properties"] = properties
+    record["locations"] = locations
+    return record
+
+
+def _location(value: str, meta_data: str | None) -> dict:
+    return {"url": value, "metadata": json.loads(meta_data or "{}")}
+
+
+def orm_record(image: Image) -> dict:
+    """The record of an ORM image whose children are loaded (after a write)."""
+    return image_record(image, {p.name: p.value for p in image.properties},
+                        [t.value for t in image.tags],
+                        [_location(loc.value, loc.meta_data) for loc in image.locations
+                         if loc.status == "active"])
+
+
+PROPS, TAGS, LOCS = (ImageProperty.__table__, ImageTag.__table__, ImageLocation.__table__)
+_IDS = bindparam("ids", expanding=True)
+# The children of a page of images in one round trip: (kind, image_id, a, b, order).
+CHILDREN = union_all(
+    select(literal("p"), PROPS.c.image_id, PROPS.c.name, PROPS.c.value, PROPS.c.id)
+    .where(PROPS.c.image_id.in_(_IDS)),
+    select(literal("t"), TAGS.c.image_id, TAGS.c.value, null(), TAGS.c.id)
+    .where(TAGS.c.image_id.in_(_IDS)),
+    select(literal("l"), LOCS.c.image_id, LOCS.c.value, LOCS.c.meta_data, LOCS.c.id)
+    .where(LOCS.c.image_id.in_(_IDS), LOCS.c.status == "active"),
+).order_by(text("5"))
+
+
+def records(session: Session, rows: list) -> list[dict]:
+    """Records of image rows; one more query fetches the children of all of them."""
+    if not rows:
+        return []
+    props: dict[str, dict] = defaultdict(dict)
+    tags: dict[str, list] = defaultdict(list)
+    locations: dict[str, list] = defaultdict(list)
+    for kind, image_id, a, b, _order in session.connection().execute(
+            CHILDREN, {"ids": [row.id for row in rows]}):
+        if kind == "p":
+            props[image_id][a] = b
+        elif kind == "t":
+            tags[image_id].append(a)
+        else:
+            locations[image_id].append(_location(a, b))
+    return [image_record(row, props[row.id], tags[row.id], locations[row.id]) for row in rows]
