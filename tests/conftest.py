@@ -13,19 +13,23 @@ from tests.stack import MysqlDatabase, Stack, Vhost
 
 @pytest.fixture(scope="session")
 def vhost():
+    """A vhost for tests that start services of their own."""
     vh = Vhost()
     yield vh
     vh.delete()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "mysql"])
-def stack(request, vhost, tmp_path_factory):
-    """A running stack, once on SQLite and once on MariaDB."""
+def stack(request, tmp_path_factory):
+    """A running stack, once on SQLite and once on MariaDB, each on a vhost of its own
+    (two registries on one vhost would share the work of one queue)."""
+    own_vhost = Vhost()
     database = MysqlDatabase() if request.param == "mysql" else None
-    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), vhost.transport_url,
+    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), own_vhost.transport_url,
                     database.url if database else None).start()
     yield running
     running.cleanup()
+    own_vhost.delete()
     if database:
         database.delete()
 

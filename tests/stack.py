@@ -105,7 +105,7 @@ class Stack:
             try:
                 if requests.get(f"{self.url}/v2/images?limit=1", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.stop()

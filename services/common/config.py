@@ -150,11 +150,15 @@ def amqp_uri(conf: cfg.ConfigOpts) -> str:
     # A transport URL may list several hosts (rabbit://a:5672,b:5672/); kombu takes ';'.
     scheme, rest = url.split("://", 1)
     hosts, _, vhost = rest.partition("/")
-    if "," in hosts:
-        creds = hosts.split("@", 1)[0] + "@" if "@" in hosts else ""
-        parts = [h.split("@", 1)[-1] for h in hosts.split(",")]
-        return ";".join(f"{scheme}://{creds}{h}/{vhost}" for h in parts)
-    return url
+    if "," not in hosts:
+        return url
+    parts = [h.rpartition("@") for h in hosts.split(",")]
+    default_creds = next((creds for creds, _, _ in parts if creds), "")
+    uris = []
+    for creds, _, host in parts:
+        creds = creds or default_creds
+        uris.append(f"{scheme}://{creds + '@' if creds else ''}{host}/{vhost}")
+    return ";".join(uris)
 
 
 def nameko_config(conf: cfg.ConfigOpts) -> dict:

@@ -23,7 +23,9 @@ def member_condition(project_id: str | None, member_status: str):
 def visible_condition(ctx: RequestContext, visibility: str | None, member_status: str):
     """The SQL condition for the images ``ctx`` may list, as Glance lists them."""
     if ctx.is_admin:
-        return None if visibility in (None, "all") else Image.visibility == visibility
+        if visibility is None:  # community images are listed only when asked for
+            return or_(Image.owner == ctx.project_id, Image.visibility != "community")
+        return None if visibility == "all" else Image.visibility == visibility
     owned = Image.owner == ctx.project_id
     shared_with_me = and_(Image.visibility == "shared",
                           member_condition(ctx.project_id, member_status))

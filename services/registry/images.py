@@ -110,6 +110,7 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
     image = get_visible(session, ctx, image_id)
     access.require_can_modify(ctx, image)
     props = {p.name: p for p in image.properties}
+    removed: dict[str, ImageProperty] = {}  # rows to reuse if a later change sets them again
     for change in changes:
         op, name = change["op"], change["path"][0]
         if name == "locations":
@@ -121,7 +122,8 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
                 raise Forbidden(f"Property {name} may not be removed.")
             if name not in props:
                 raise Conflict(f"Property {name} does not exist.")
-            image.properties.remove(props.pop(name))
+            removed[name] = props.pop(name)
+            image.properties.remove(removed[name])
             continue
         value = change["value"]
         if op == "add" and change.get("json_schema_version") == 4 and (is_base or name in props):
@@ -136,7 +138,8 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
         elif name in props:
             props[name].value = value
         else:
-            props[name] = ImageProperty(name=name, value=value)
+            props[name] = removed.pop(name, None) or ImageProperty(name=name)
+            props[name].value = value
             image.properties.append(props[name])
     _check_quota("image properties", len(props), conf.image_property_quota)
     image.updated_at = utcnow()

@@ -66,7 +66,7 @@ class Image(Base):
         back_populates="image", cascade="all, delete-orphan", lazy="selectin",
         order_by="ImageLocation.id")
     members: Mapped[list[ImageMember]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="noload")
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class ImageProperty(Base):

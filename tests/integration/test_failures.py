@@ -26,7 +26,7 @@ def _wait_for_http(url: str, timeout: float = 30) -> None:
         try:
             requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:
             assert time.monotonic() < deadline, f"{url} never answered"
             time.sleep(0.2)
 
@@ -50,3 +50,19 @@ def test_gateway_without_registry_answers_503(tmp_path):
         proc.terminate()
         proc.wait(timeout=15)
         vhost.delete()
+
+
+def test_gateway_with_broker_gone_answers_503(tmp_path):
+    """The API up but its broker unreachable: every call is a 503 with a message."""
+    stack = Stack(tmp_path, f"rabbit://guest:guest@127.0.0.1:{free_port()}/")
+    proc = subprocess.Popen([sys.executable, "-m", "services.api.server", "--config-file",
+                             str(stack.config)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_http(f"{stack.url}/versions")
+        resp = requests.post(f"{stack.url}/v2/images", json={"name": "x"}, timeout=15)
+        assert resp.status_code == 503
+        assert "message broker" in resp.json()["error"]["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

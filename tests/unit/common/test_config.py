@@ -59,14 +59,6 @@ def test_multi_host_transport_url_becomes_kombu_failover_list():
     assert amqp_uri(conf) == "amqp://u:p@mq1:5672/vh;amqp://u:p@mq2:5673/vh"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "amqp_uri gives every host the first host's credentials; "
-        "oslo.messaging transport URLs carry them per host"
-    ),
-)
 def test_multi_host_transport_url_keeps_each_hosts_credentials():
     conf = config_with(transport_url="rabbit://a:1@mq1:5672,b:2@mq2:5672/vh")
     assert amqp_uri(conf) == "amqp://a:1@mq1:5672/vh;amqp://b:2@mq2:5672/vh"

@@ -3,12 +3,9 @@ and data builders."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 from sqlalchemy import create_engine, event
-from sqlalchemy.exc import SADeprecationWarning
-from sqlalchemy.orm import Session, configure_mappers
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from services.api.list_params import parse_list_query
@@ -18,16 +15,6 @@ from services.registry import images, listing
 from services.registry.images import utcnow
 from services.registry.models import Base, ImageMember
 from tests.unit.registry.builders import OWNER
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _mappers_configured():
-    """Configure the models once with SQLAlchemy 2.1's warning about ``lazy="noload"``
-    (Image.members) silenced: pytest turns it into an error and every test here would fail
-    on it. test_models.py records that bug with a strict xfail."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*noload.*", category=SADeprecationWarning)
-        configure_mappers()
 
 
 @pytest.fixture

@@ -6,19 +6,9 @@ import importlib.util
 import sys
 import warnings
 
-import pytest
-
 import services.registry.models
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "Image.members uses lazy='noload', deprecated in SQLAlchemy 2.1: configuring the "
-        "models warns, and pytest's filterwarnings turns that into an error"
-    ),
-)
 def test_models_configure_without_deprecation_warnings(monkeypatch):
     # A private copy of the module: its own registry, configured here for the first time.
     spec = importlib.util.spec_from_file_location("fresh_models", services.registry.models.__file__)
