@@ -85,6 +85,20 @@ paste_deploy_opts = [
     cfg.StrOpt("config_file", help="Accepted for compatibility with Glance; unused."),
 ]
 
+store_opts = [
+    cfg.HostAddressOpt("data_bind_host", default="127.0.0.1",
+                       help="Address the store replica's data port listens on."),
+    cfg.PortOpt("data_bind_port", default=0,
+                help="The store replica's data port (0: any free port)."),
+    cfg.StrOpt("data_advertise_host",
+               help="Host name the API uses to reach this replica's data port "
+                    "(default: data_bind_host)."),
+    cfg.IntOpt("upload_lease_seconds", default=30, min=2,
+               help="An upload whose store replica has not renewed its lease for this "
+                    "long is given up: the image returns to queued, partial data is "
+                    "removed."),
+]
+
 glance_store_opts = [
     cfg.ListOpt("stores", default=["file", "http"], help="Store backends to enable."),
     cfg.StrOpt("default_store", default="file", help="Store that receives uploads."),
@@ -110,6 +124,7 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(database_opts, group="database")
     conf.register_opts(paste_deploy_opts, group="paste_deploy")
     conf.register_opts(glance_store_opts, group="glance_store")
+    conf.register_opts(store_opts, group="store")
     return conf
 
 

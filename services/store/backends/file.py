@@ -1,0 +1,113 @@
+"""The file store: one file per image under ``filesystem_store_datadir``.
+
+Writes go to ``<image_id>.<upload_id>.part`` and are renamed into place only when
+complete (and fsynced), so a reader never sees a partial image and a crash leaves only a
+``.part`` file that ``delete_partial`` removes."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from services.store.backends.base import (
+    DataNotFound,
+    StorageFull,
+    StoredImage,
+    StoreUnavailable,
+)
+
+READ_CHUNK = 4 << 20
+
+
+def _os_error(exc: OSError, what: str) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"There is not enough disk space on the image storage media "
+                           f"to {what}.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreUnavailable(f"The file store is not writable: {exc.strerror}.")
+    if exc.errno == errno.ENOENT:
+        return DataNotFound("The image data was not found in the file store.")
+    return StoreUnavailable(f"The file store failed to {what}: {exc.strerror}.")
+
+
+class FileStore:
+    schemes = ("file",)
+    writable = True
+
+    def __init__(self, datadir: Path):
+        self.datadir = Path(datadir).resolve()
+        self.datadir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, location: str) -> Path:
+        parsed = urlparse(location)
+        path = Path(unquote(parsed.path)).resolve()
+        if parsed.scheme != "file" or self.datadir not in path.parents:
+            raise DataNotFound(f"{location} is not a location of this file store.")
+        return path
+
+    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None,
+            upload_id: str) -> StoredImage:
+        final = self.datadir / image_id
+        partial = self.datadir / f"{image_id}.{upload_id}.part"
+        written = 0
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except OSError as exc:
+            raise _os_error(exc, "store the image") from exc
+        try:
+            with os.fdopen(fd, "wb", buffering=0) as out:
+                for chunk in chunks:  # errors of the source propagate as they are
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise _os_error(exc, "store the image") from exc
+                    written += len(chunk)
+                try:
+                    os.fsync(out.fileno())
+                    os.rename(partial, final)
+                except OSError as exc:
+                    raise _os_error(exc, "store the image") from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return StoredImage(location=final.as_uri(), size=written)
+
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        path = self._path(location)
+        try:
+            handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the generator
+        except OSError as exc:
+            raise _os_error(exc, "read the image") from exc
+        return self._read(handle, offset, length)
+
+    @staticmethod
+    def _read(handle, offset: int, length: int | None) -> Iterator[bytes]:
+        with handle:
+            handle.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                chunk = handle.read(READ_CHUNK if remaining is None else min(READ_CHUNK,
+                                                                             remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def size(self, location: str) -> int:
+        try:
+            return self._path(location).stat().st_size
+        except OSError as exc:
+            raise _os_error(exc, "read the image") from exc
+
+    def delete(self, location: str) -> None:
+        try:
+            self._path(location).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _os_error(exc, "delete the image") from exc
+
+    def delete_partial(self, image_id: str, upload_id: str) -> None:
+        (self.datadir / f"{image_id}.{upload_id}.part").unlink(missing_ok=True)
