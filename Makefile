@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?=
 
-.PHONY: run test lint format bench constraints clean
+.PHONY: run test lint format bench constraints clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.in
 	$(PIP) -r requirements-test.in -c constraints.txt
 	touch $@
 
+# Debian packages the tests use: qemu-img builds the disk images the format checks read.
+system-deps:
+	@command -v qemu-img >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq qemu-utils; \
+	  else echo "qemu-img is missing (apt-get install qemu-utils): its tests will skip"; fi; }
+
 run: $(VENV)/.runtime
 	$(PY) -m services.stack $(if $(CONFIG),--config-file $(CONFIG))
 
-test: $(VENV)/.test
+test: $(VENV)/.test system-deps
 	$(PY) -m ruff check services tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,7 +1,8 @@
 """``tessera-run [--config-file PATH]``: the whole stack in the foreground on one machine.
 
 Migrates the database, then starts the registry, store, cache and API as child
-processes and stops them all on Ctrl-C / SIGTERM, or when any of them dies."""
+processes; restarts one that dies (up to 5 times a minute) and stops them all on
+Ctrl-C / SIGTERM."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from services.common.config import (
 from services.registry.manage import db_sync
 
 SERVICES = ("registry", "store", "cache")
+RESTART_WINDOW = 60  # seconds
+MAX_RESTARTS = 5  # within the window, before tessera-run gives up and stops everything
 
 
 def check_broker(conf) -> None:
@@ -83,13 +86,22 @@ def main(argv: list[str] | None = None) -> None:
     if _wait_until_serving(url, processes):
         print(f"tessera: serving the Image API on {url} (Ctrl-C stops)", flush=True)
     exit_code = 0
-    while not stopping:
-        dead = [p for p in processes if p.poll() is not None]
-        if dead:
-            print(f"tessera: {' '.join(dead[0].args[2:4])} exited with {dead[0].returncode}; "
-                  f"stopping", file=sys.stderr, flush=True)
-            exit_code = 1
-            break
+    restarts: list[float] = []
+    while not stopping and not exit_code:
+        for i, proc in enumerate(processes):
+            if proc.poll() is None:
+                continue
+            name = " ".join(proc.args[2:4])
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
+            if len(restarts) > MAX_RESTARTS:
+                print(f"tessera: {name} exited with {proc.returncode}, too many restarts; "
+                      f"stopping", file=sys.stderr, flush=True)
+                exit_code = 1
+                break
+            print(f"tessera: {name} exited with {proc.returncode}; restarting it",
+                  file=sys.stderr, flush=True)
+            processes[i] = subprocess.Popen(proc.args)
         time.sleep(0.2)
     for p in processes:
         if p.poll() is None:

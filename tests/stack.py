@@ -77,17 +77,20 @@ class Stack:
     """``tessera-run --config-file ...`` as a child process."""
 
     def __init__(self, workdir: Path, transport_url: str, database_url: str | None = None,
-                 **extra_default):
+                 sections: dict | None = None, **extra_default):
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        sections = dict(sections or {})
         self.config = write_config(
             workdir / "tessera.conf",
             DEFAULT={"transport_url": transport_url, "data_dir": workdir / "data",
                      "bind_port": self.port, "workers": 1, "threads": 8, "rpc_timeout": 10,
-                     **extra_default},
+                     **extra_default, **sections.pop("DEFAULT", {})},
             database={"connection": database_url},
+            **sections,
         )
+        self.extra: list[subprocess.Popen] = []
         self.log = workdir / "stack.log"
         self.process: subprocess.Popen | None = None
 
@@ -111,7 +114,30 @@ class Stack:
         self.stop()
         raise RuntimeError(f"tessera-run did not come up: {self.log.read_text()[-3000:]}")
 
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data" / "images"
+
+    def start_service(self, name: str) -> subprocess.Popen:
+        """One more replica of a service (e.g. a second store), beside tessera-run."""
+        with open(self.workdir / f"{name}-{len(self.extra)}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "services.launch", name, "--config-file",
+                 str(self.config)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.extra.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
+
     def stop(self) -> int | None:
+        for proc in self.extra:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
         self.process.send_signal(signal.SIGTERM)

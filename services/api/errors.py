@@ -17,7 +17,7 @@ from services.common import errors
 log = logging.getLogger(__name__)
 
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict",
+          405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 410: "Gone",
           411: "Length Required", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
           416: "Requested Range Not Satisfiable", 500: "Internal Server Error",
           501: "Not Implemented", 503: "Service Unavailable"}
@@ -36,6 +36,14 @@ class Unauthorized(errors.TesseraError):
     """No valid identity came with the request."""
 
 
+class RangeNotSatisfiable(errors.BadRequest):
+    """A Range header no byte of the image satisfies (416)."""
+
+    def __init__(self, message: str, size: int = 0):
+        super().__init__(message)
+        self.size = size
+
+
 class UnsupportedMediaType(errors.TesseraError):
     """The request body's Content-Type is not one this call accepts."""
 
@@ -50,6 +58,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),  # also Duplicate and InvalidTransition
+    (errors.Gone, 410),
     (errors.QuotaExceeded, 413),
     (errors.ServiceUnavailable, 503),
 ]
@@ -66,6 +75,10 @@ def register_error_handlers(app: Flask) -> None:
     def _unsupported(exc: UnsupportedMediaType):
         return error_response(415, exc.message, {"Accept-Patch": exc.accepted}
                               if exc.accepted else None)
+
+    @app.errorhandler(RangeNotSatisfiable)
+    def _range(exc: RangeNotSatisfiable):
+        return error_response(416, exc.message, {"Content-Range": f"bytes */{exc.size}"})
 
     @app.errorhandler(errors.TesseraError)
     def _typed(exc: errors.TesseraError):

@@ -77,6 +77,12 @@ def show_image(image_id):
 @bp.patch("/v2/images/<image_id>")
 def update_image(image_id):
     changes = parse_changes((request.mimetype or "").lower(), json_body, _validator())
+    for change in changes:
+        if change["path"][0] == "locations" and change["op"] == "add":
+            if not conf().show_multiple_locations:
+                raise Forbidden("It's not allowed to add locations if locations are "
+                                "invisible.")
+            change["size"] = call("store", "location_size", change["value"]["url"])
     record = call("registry", "update_image", image_id, changes)
     return jsonify(image_view(record, conf()))
 

@@ -46,6 +46,11 @@ class Forbidden(TesseraError):
 
 
 @_typed
+class Gone(TesseraError):
+    """The thing was deleted while the request was under way."""
+
+
+@_typed
 class Conflict(TesseraError):
     """The request conflicts with the current state."""
 
@@ -68,6 +73,39 @@ class QuotaExceeded(TesseraError):
 @_typed
 class ServiceUnavailable(TesseraError):
     """A service or the broker could not be reached in time."""
+
+
+# --- image data errors (the store backend contract, services/store/backends/base.py)
+
+
+@_typed
+class StorageFull(QuotaExceeded):
+    """The backend has no space left for the image (413)."""
+
+
+@_typed
+class StoreUnavailable(ServiceUnavailable):
+    """The backend cannot be reached or refused access (503)."""
+
+
+@_typed
+class DataNotFound(NotFound):
+    """The location names no data (any more)."""
+
+
+@_typed
+class SizeMismatch(BadRequest):
+    """The bytes received differ from the size declared for them (400)."""
+
+
+@_typed
+class ImageTooLarge(QuotaExceeded):
+    """The image is larger than image_size_cap or the caller's storage quota (413)."""
+
+
+@_typed
+class InvalidImageData(BadRequest):
+    """The bytes are not a safe image of the declared disk format (400)."""
 
 
 def from_remote(exc_type: str, message: str) -> TesseraError | None:

@@ -6,16 +6,23 @@ transaction (services/registry/dependencies.py)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
-from services.common.errors import Conflict, Duplicate, Forbidden, NotFound, QuotaExceeded
+from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
 from services.common.states import check_image_transition
-from services.registry import access
-from services.registry.models import Image, ImageMember, ImageProperty, ImageTag
+from services.registry import access, locations
+from services.registry.models import (
+    Image,
+    ImageMember,
+    ImageProperty,
+    ImageTag,
+    ImageUpload,
+    utcnow,
+)
+from services.registry.quotas import check_quota
 from services.registry.views import IMAGES
 
 # Image attributes a client may set (the rest are read-only or derived).
@@ -25,10 +32,6 @@ SETTABLE_ATTRIBUTES = ("name", "disk_format", "container_format", "visibility", 
 BASE_ATTRIBUTES = SETTABLE_ATTRIBUTES + (
     "id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
     "created_at", "updated_at", "tags", "locations", "direct_url", "self", "file", "schema")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
@@ -54,12 +57,6 @@ def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
     return row
 
 
-def _check_quota(what: str, attempted: int, maximum: int) -> None:
-    if 0 <= maximum < attempted:
-        raise QuotaExceeded(f"The limit has been exceeded on the number of allowed image "
-                            f"{what}. Attempted: {attempted}, Maximum: {maximum}")
-
-
 def _check_attribute(ctx: RequestContext, name: str, value) -> None:
     if name == "visibility":
         access.require_can_set_visibility(ctx, value)
@@ -76,8 +73,8 @@ def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
         if name in attributes:
             _check_attribute(ctx, name, attributes[name])
     tags = sorted(set(tags))
-    _check_quota("image properties", len(properties), conf.image_property_quota)
-    _check_quota("image tags", len(tags), conf.image_tag_quota)
+    check_quota("image properties", len(properties), conf.image_property_quota)
+    check_quota("image tags", len(tags), conf.image_tag_quota)
     now = utcnow()
     image = Image(
         id=image_id, status="queued", created_at=now, updated_at=now,
@@ -98,24 +95,26 @@ def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
 
 def _set_tags(image: Image, tags: list[str], conf) -> None:
     wanted = sorted(set(tags))
-    _check_quota("image tags", len(wanted), conf.image_tag_quota)
+    check_quota("image tags", len(wanted), conf.image_tag_quota)
     current = {t.value: t for t in image.tags}
     now = utcnow()
     image.tags = [current.get(t) or ImageTag(value=t, created_at=now) for t in wanted]
 
 
 def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
-                  changes: list[dict]) -> Image:
-    """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it."""
+                  changes: list[dict]) -> tuple[Image, list[str]]:
+    """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it; returns
+    the image and the URLs of locations it removed (their data is to be deleted)."""
     image = get_visible(session, ctx, image_id)
     access.require_can_modify(ctx, image)
     props = {p.name: p for p in image.properties}
     removed: dict[str, ImageProperty] = {}  # rows to reuse if a later change sets them again
+    removed_locations: list[str] = []
     for change in changes:
         op, name = change["op"], change["path"][0]
         if name == "locations":
-            raise Forbidden("It's not allowed to update locations if locations are "
-                            "invisible.")
+            removed_locations += locations.change_locations(image, change, conf)
+            continue
         is_base = name in BASE_ATTRIBUTES
         if op == "remove":
             if is_base:
@@ -141,10 +140,10 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
             props[name] = removed.pop(name, None) or ImageProperty(name=name)
             props[name].value = value
             image.properties.append(props[name])
-    _check_quota("image properties", len(props), conf.image_property_quota)
+    check_quota("image properties", len(props), conf.image_property_quota)
     image.updated_at = utcnow()
     session.flush()
-    return image
+    return image, removed_locations
 
 
 def add_tag(session: Session, ctx: RequestContext, conf, image_id: str, tag: str) -> Image:
@@ -193,4 +192,5 @@ def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
     session.execute(delete(ImageTag).where(ImageTag.image_id == image_id))
     session.execute(delete(ImageProperty).where(ImageProperty.image_id == image_id))
     session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
+    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
     return image

@@ -3,7 +3,7 @@ operator reading the tables finds what they know."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Microsecond timestamps on MySQL too, so created_at orders images created in one second.
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as every timestamp column stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -156,3 +161,21 @@ class Task(Base):
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class ImageUpload(Base):
+    """An upload in progress: the image is ``saving`` while its row exists. The store
+    replica writing the data renews the lease; an expired lease means the replica died."""
+
+    __tablename__ = "image_uploads"
+    __table_args__ = (
+        Index("ix_image_uploads_lease_expires_at", "lease_expires_at"),
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
+    )
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    upload_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    store: Mapped[str] = mapped_column(String(255), nullable=False)
+    lease_expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

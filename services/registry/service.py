@@ -4,9 +4,10 @@ logic lives in images.py and listing.py."""
 from __future__ import annotations
 
 from nameko.events import EventDispatcher
+from nameko.timer import timer
 
 from services.common.rpc import Context, Settings, rpc
-from services.registry import images, listing
+from services.registry import images, listing, uploads
 from services.registry.dependencies import Database
 from services.registry.views import orm_record, records
 
@@ -49,9 +50,13 @@ class RegistryService:
     @rpc
     def update_image(self, image_id: str, changes: list) -> dict:
         with self.db.begin() as session:
-            record = orm_record(images.apply_changes(session, self.context, self.conf,
-                                                      image_id, changes))
+            image, removed_locations = images.apply_changes(session, self.context, self.conf,
+                                                            image_id, changes)
+            record = orm_record(image)
         self.dispatch("image.updated", {"image_id": image_id})
+        if removed_locations:
+            self.dispatch("location.removed", {"image_id": image_id,
+                                               "locations": removed_locations})
         return record
 
     @rpc
@@ -72,3 +77,40 @@ class RegistryService:
             image = images.delete_image(session, self.context, image_id)
             locations = [loc.value for loc in image.locations]
         self.dispatch("image.deleted", {"image_id": image_id, "locations": locations})
+
+    # --- uploads: called by the store replica that moves the bytes
+
+    @rpc
+    def begin_upload(self, image_id: str, upload_id: str, store: str) -> dict:
+        with self.db.begin() as session:
+            claim = uploads.begin_upload(session, self.context, self.conf, image_id, upload_id,
+                                         store, self.conf.store.upload_lease_seconds)
+        self.dispatch("image.updated", {"image_id": image_id})
+        return claim
+
+    @rpc
+    def renew_upload(self, image_id: str, upload_id: str) -> None:
+        with self.db.begin() as session:
+            uploads.renew_lease(session, image_id, upload_id,
+                                self.conf.store.upload_lease_seconds)
+
+    @rpc
+    def finish_upload(self, image_id: str, upload_id: str, result: dict) -> None:
+        with self.db.begin() as session:
+            uploads.finish_upload(session, image_id, upload_id, result)
+        self.dispatch("image.activated", {"image_id": image_id})
+
+    @rpc
+    def abort_upload(self, image_id: str, upload_id: str) -> None:
+        with self.db.begin() as session:
+            uploads.abort_upload(session, image_id, upload_id)
+        self.dispatch("image.updated", {"image_id": image_id})
+
+    @timer(interval=2)
+    def give_up_expired_uploads(self) -> None:
+        """Uploads whose store replica died return to queued; the store removes their
+        partial data when it hears of it."""
+        with self.db.begin() as session:
+            given_up = uploads.expired_uploads(session)
+        for upload in given_up:
+            self.dispatch("upload.abandoned", upload)

@@ -1,14 +1,138 @@
-"""The store service: the only holder of store credentials. Run as N replicas; this
-first version answers a health check (uploads and downloads come with issue #3)."""
+"""The store service: the only holder of store credentials, run as N replicas.
+
+Control over RPC (open an upload or a download on whichever replica takes the message),
+bytes over the replica's own data port (services/store/dataport.py)."""
 
 from __future__ import annotations
 
-from services.common.rpc import rpc
+import logging
+import uuid
+from urllib.parse import urlparse
+
+import eventlet
+from nameko.events import SERVICE_POOL, event_handler
+from nameko.rpc import RpcProxy
+from werkzeug.wrappers import Response
+
+from services.common.errors import BadRequest, Conflict, Gone, TesseraError
+from services.common.rpc import Context, Settings, rpc
+from services.store.dataport import data_http
+from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
+from services.store.pipeline import UploadPipeline
+
+log = logging.getLogger(__name__)
 
 
 class StoreService:
     name = "store"
 
+    context = Context()
+    conf = Settings()
+    backends = StoreBackends()
+    sessions = TransferSessions()
+    data_port = DataPortUrl()
+    registry = RpcProxy("registry")
+
     @rpc
     def health(self) -> dict:
         return {"service": self.name, "status": "ok"}
+
+    # --- uploads
+
+    @rpc
+    def open_upload(self, image_id: str, size: int | None) -> dict:
+        """Claim the image for an upload (queued → saving) and answer the one-time URL
+        on this replica's data port that takes the bytes."""
+        upload_id = str(uuid.uuid4())
+        claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name)
+        self.sessions.add("upload", {**claim, "size": size}, token=upload_id)
+        return {"url": f"{self.data_port}/uploads/{upload_id}"}
+
+    def _keep_lease(self, image_id: str, upload_id: str) -> None:
+        interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
+        while True:
+            eventlet.sleep(interval)
+            self.registry.renew_upload(image_id, upload_id)
+
+    @data_http("PUT", "/uploads/<upload_id>")
+    def receive_upload(self, request, upload_id):
+        claim = self.sessions.take("upload", upload_id)
+        image_id = claim["image_id"]
+        backend = self.backends.default
+        lease = eventlet.spawn(self._keep_lease, image_id, upload_id)
+        try:
+            pipeline = UploadPipeline(request.stream.read, claim["size"], claim["max_size"],
+                                      self.conf.hashing_algorithm, claim["disk_format"])
+            stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
+        except BaseException as exc:
+            lease.kill()
+            log.info("upload of %s failed: %s", image_id, exc)
+            self.registry.abort_upload(image_id, upload_id)
+            raise
+        lease.kill()
+        log.info("received image %s: %d bytes", image_id, pipeline.size)
+        result = {**pipeline.result(), "location": stored.location,
+                  "metadata": {**stored.metadata, "store": self.backends.default_name}}
+        try:
+            self.registry.finish_upload(image_id, upload_id, result)
+        except (Gone, Conflict):
+            backend.delete(stored.location)  # the image went away meanwhile
+            raise
+        return Response(status=204)
+
+    # --- locations added through the API
+
+    @rpc
+    def location_size(self, url: str) -> int:
+        """The size of the data at an external location a user adds (only http(s):
+        a user never points an image at the store's own files)."""
+        if urlparse(url).scheme not in ("http", "https"):
+            raise BadRequest(f"Only http and https locations can be added: {url}")
+        return self.backends.for_location(url).size(url)
+
+    # --- downloads
+
+    @rpc
+    def open_download(self, location: str, offset: int = 0, length: int | None = None) -> dict:
+        self.backends.for_location(location)  # fails now if no backend reads it
+        token = self.sessions.add("download", {"location": location, "offset": offset,
+                                               "length": length})
+        return {"url": f"{self.data_port}/downloads/{token}"}
+
+    @data_http("GET", "/downloads/<token>")
+    def send_download(self, request, token):
+        session = self.sessions.take("download", token)
+        backend = self.backends.for_location(session["location"])
+        chunks = backend.get(session["location"], session["offset"], session["length"])
+        length = session["length"]
+        if length is None:
+            length = backend.size(session["location"]) - session["offset"]
+        return Response(chunks, status=200, direct_passthrough=True,
+                        headers={"Content-Length": str(length),
+                                 "Content-Type": "application/octet-stream"})
+
+    # --- data clean-up, once per event across the replicas
+
+    @event_handler("registry", "image.deleted", handler_type=SERVICE_POOL)
+    def delete_data(self, payload: dict) -> None:
+        self._delete_locations(payload)
+
+    @event_handler("registry", "location.removed", handler_type=SERVICE_POOL)
+    def delete_removed_location(self, payload: dict) -> None:
+        self._delete_locations(payload)
+
+    def _delete_locations(self, payload: dict) -> None:
+        for location in payload.get("locations") or ():
+            try:
+                backend = self.backends.for_location(location)
+                if backend.writable:
+                    backend.delete(location)
+            except TesseraError as exc:
+                log.warning("could not delete %s of image %s: %s", location,
+                            payload["image_id"], exc)
+
+    @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
+    def delete_abandoned_upload(self, payload: dict) -> None:
+        backend = self.backends.by_name.get(payload["store"])
+        if backend is not None and backend.writable:
+            backend.delete_partial(payload["image_id"], payload["upload_id"])

@@ -6,13 +6,16 @@ import subprocess
 import sys
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from services.common.config import database_url, load_config
+from services.registry.manage import MIGRATIONS
 from tests.stack import ROOT, MysqlDatabase, write_config
 
+HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 TABLES = {"images", "image_properties", "image_tags", "image_locations", "image_members",
-          "tasks", "alembic_version"}
+          "image_uploads", "tasks", "alembic_version"}
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mysql"])
@@ -25,7 +28,7 @@ def test_db_sync(tmp_path, backend):
             out = subprocess.run([sys.executable, "-m", "services.registry.manage",
                                   "--config-file", str(config), "db", "sync"], cwd=ROOT,
                                  capture_output=True, text=True, check=True).stdout
-            assert "database at revision 0001" in out
+            assert f"database at revision {HEAD}" in out
         engine = create_engine(database_url(load_config(["--config-file", str(config)])))
         assert TABLES <= set(inspect(engine).get_table_names())
         engine.dispose()

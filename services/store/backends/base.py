@@ -18,43 +18,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from services.common.errors import (
-    BadRequest,
-    NotFound,
-    QuotaExceeded,
-    ServiceUnavailable,
-    _typed,
+# The typed errors of the contract live with the others that cross RPC and HTTP.
+from services.common.errors import (  # noqa: F401 - re-exported for backends
+    DataNotFound,
+    ImageTooLarge,
+    InvalidImageData,
+    SizeMismatch,
+    StorageFull,
+    StoreUnavailable,
 )
-
-
-@_typed
-class StorageFull(QuotaExceeded):
-    """The backend has no space left for the image (413)."""
-
-
-@_typed
-class StoreUnavailable(ServiceUnavailable):
-    """The backend cannot be reached or refused access (503)."""
-
-
-@_typed
-class DataNotFound(NotFound):
-    """The location names no data (any more)."""
-
-
-@_typed
-class SizeMismatch(BadRequest):
-    """The bytes received differ from the size declared for them (400)."""
-
-
-@_typed
-class ImageTooLarge(QuotaExceeded):
-    """The image is larger than image_size_cap or the caller's storage quota (413)."""
-
-
-@_typed
-class InvalidImageData(BadRequest):
-    """The bytes are not a safe image of the declared disk format (400)."""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from services.api.list_params import parse_list_query
 from services.common.config import load_config
 from services.common.context import RequestContext
 from services.registry import images, listing
-from services.registry.images import utcnow
-from services.registry.models import Base, ImageMember
+from services.registry.models import Base, ImageMember, utcnow
 from tests.unit.registry.builders import OWNER
 
 

@@ -140,7 +140,7 @@ def test_private_image_is_hidden_even_from_members(get, make_image, share):
 
 def apply(session, conf, image_id, *ops, ctx=OWNER, media=None):
     changes = patch(conf, *ops, **({"media": media} if media else {}))
-    return images.apply_changes(session, ctx, conf, image_id, changes)
+    return images.apply_changes(session, ctx, conf, image_id, changes)[0]
 
 
 def test_add_replace_remove_properties_and_attributes(session, conf, make_image):

@@ -1,0 +1,180 @@
+"""``/v2/images/{id}/file``: upload and download. The gateway checks the request, asks a
+store replica over RPC for a one-time URL on its data port and relays the bytes in large
+blocks, never holding more than one block of an image in memory."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, g, request
+
+from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
+from services.api.gateway import call
+from services.common.errors import (
+    BadRequest,
+    Forbidden,
+    ServiceUnavailable,
+    SizeMismatch,
+    from_remote,
+)
+
+bp = Blueprint("image_data", __name__)
+
+BLOCK = 2 << 20
+DATA_TIMEOUT = 300  # seconds a data-port hop may stay silent
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _connect(url: str) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=DATA_TIMEOUT,
+                                      blocksize=BLOCK)
+    return conn, parts.path
+
+
+def _raise_store_error(resp: http.client.HTTPResponse) -> None:
+    body = resp.read(1 << 16)
+    try:
+        error = json.loads(body)
+        typed = from_remote(error.get("exc_type", ""), error.get("value", ""))
+    except ValueError:
+        typed = None
+    if typed is not None:
+        raise typed
+    raise ServiceUnavailable("The store failed to move the image data; try again later.")
+
+
+def _declared_size() -> int | None:
+    header = request.headers.get("x-openstack-image-size")
+    if header is None:
+        return request.content_length
+    try:
+        size = int(header)
+    except ValueError:
+        raise BadRequest(f"Invalid x-openstack-image-size: {header}") from None
+    if size < 0 or (request.content_length is not None and size != request.content_length):
+        raise BadRequest("x-openstack-image-size does not match the request body's length.")
+    return size
+
+
+def _relay_body(conn: http.client.HTTPConnection, size: int | None) -> int:
+    """Send the request body on to the store in large blocks; the bytes sent."""
+    stream, sent = request.stream, 0
+    while True:
+        try:
+            block = stream.read(BLOCK)
+        except Exception as exc:  # noqa: BLE001 - any failure of the client's stream
+            raise BadRequest(f"The upload stream broke off: {exc}") from None
+        if not block:
+            break
+        sent += len(block)
+        conn.send(block if size is not None else b"%x\r\n%s\r\n" % (len(block), block))
+    if size is None:
+        conn.send(b"0\r\n\r\n")
+    return sent
+
+
+@bp.put("/v2/images/<image_id>/file")
+def upload(image_id):
+    if request.mimetype != "application/octet-stream":
+        raise UnsupportedMediaType(f"Unsupported Content-Type {request.mimetype or '(none)'}; "
+                                   f"image data must be application/octet-stream.")
+    size = _declared_size()
+    session = call("store", "open_upload", image_id, size)
+    conn, path = _connect(session["url"])
+    try:
+        conn.putrequest("PUT", path, skip_accept_encoding=True)
+        conn.putheader("X-Openstack-Request-Id", g.request_id)
+        conn.putheader("Content-Type", "application/octet-stream")
+        if size is not None:
+            conn.putheader("Content-Length", str(size))
+        else:
+            conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            sent = _relay_body(conn, size)
+        except OSError:
+            sent = None  # the store stopped reading early; its answer says why
+        if sent is not None and size is not None and sent != size:
+            # the client went away early: closing the hop makes the store give up
+            raise SizeMismatch(f"The upload ended after {sent} of the declared {size} "
+                               f"bytes.")
+        resp = conn.getresponse()
+        if resp.status != 204:
+            _raise_store_error(resp)
+    except OSError:
+        # the store went away mid-transfer; it gives the upload up (lease) by itself
+        raise ServiceUnavailable("The store replica receiving the image data went away; "
+                                 "the image is queued again, retry the upload.") from None
+    finally:
+        conn.close()
+    return "", 204
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    """(offset, length) of a single byte range; RangeNotSatisfiable when none applies."""
+    match = RANGE.match(header.strip())
+    if not match or match.groups() == ("", ""):
+        raise RangeNotSatisfiable(f"Invalid Range header: {header}", size)
+    first, last = match.groups()
+    if first == "":  # the last N bytes
+        length = min(int(last), size)
+        if length == 0:
+            raise RangeNotSatisfiable(f"Range {header} is not satisfiable", size)
+        return size - length, length
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(f"Range {header} is not satisfiable for {size} bytes", size)
+    return start, end - start + 1
+
+
+@bp.get("/v2/images/<image_id>/file")
+def download(image_id):
+    image = call("registry", "get_image", image_id)
+    if image["status"] == "deactivated" and not g.context.is_admin:
+        raise Forbidden("The requested image has been deactivated. Image data download is "
+                        "forbidden.")
+    if image["status"] != "active" or not image["locations"] or image["size"] is None:
+        return "", 204
+    size = image["size"]
+    offset, length, status = 0, size, 200
+    range_header = request.headers.get("Range")
+    if range_header:
+        offset, length = _parse_range(range_header, size)
+        status = 206
+    session = call("store", "open_download", image["locations"][0]["url"], offset,
+                   length if status == 206 else None)
+    conn, path = _connect(session["url"])
+    try:
+        conn.request("GET", path, headers={"X-Openstack-Request-Id": g.request_id})
+        resp = conn.getresponse()
+    except OSError:
+        conn.close()
+        raise ServiceUnavailable("The store replica holding the image data could not be "
+                                 "reached; try again later.") from None
+    if resp.status != 200:
+        try:
+            _raise_store_error(resp)
+        finally:
+            conn.close()
+
+    def relay():
+        try:
+            while True:
+                block = resp.read(BLOCK)
+                if not block:
+                    return
+                yield block
+        finally:
+            conn.close()
+
+    headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    elif image["checksum"]:
+        headers["Content-MD5"] = image["checksum"]
+    return Response(relay(), status=status, headers=headers, direct_passthrough=True)

@@ -1,0 +1,66 @@
+"""Changing an image's locations through PATCH (``/locations`` paths), as Glance does
+when ``show_multiple_locations`` is on: adding a location to a queued image makes it
+active with the size the store measured; an active image can gain and lose locations
+but never its last one."""
+
+from __future__ import annotations
+
+import json
+
+from services.common.errors import BadRequest, Conflict, Forbidden
+from services.common.states import check_image_transition
+from services.registry.models import Image, ImageLocation, utcnow
+from services.registry.quotas import check_quota
+
+
+def _position(path: list[str], count: int, adding: bool) -> int:
+    index = path[1] if len(path) > 1 else "-"
+    if index == "-":
+        return count if adding else count - 1
+    try:
+        pos = int(index)
+    except ValueError:
+        raise BadRequest(f"Invalid location index: {index}") from None
+    if not 0 <= pos <= (count if adding else count - 1):
+        raise BadRequest(f"Invalid position {pos} for {'adding' if adding else 'removing'} "
+                         f"a location.")
+    return pos
+
+
+def change_locations(image: Image, change: dict, conf) -> list[str]:
+    """Apply one ``/locations`` change; returns the URLs of removed locations."""
+    if not conf.show_multiple_locations:
+        raise Forbidden("It's not allowed to update locations if locations are invisible.")
+    active = [loc for loc in image.locations if loc.status == "active"]
+    if change["op"] == "replace":
+        raise BadRequest("Replacing the whole locations list is not supported; add and "
+                         "remove locations one by one.")
+    if change["op"] == "remove":
+        if image.status != "active":
+            raise Conflict(f"It's not allowed to remove locations if image status is "
+                           f"{image.status}.")
+        if len(active) == 1:
+            raise Forbidden("Cannot remove last location in the image.")
+        gone = active[_position(change["path"], len(active), adding=False)]
+        gone.status = "deleted"
+        return [gone.value]
+    value = change["value"]
+    if image.status not in ("queued", "active"):
+        raise Conflict(f"It's not allowed to add locations if image status is "
+                       f"{image.status}.")
+    if any(loc.value == value["url"] for loc in active):
+        raise BadRequest(f"The location {value['url']} is already present.")
+    check_quota("image locations", len(active) + 1, conf.image_location_quota)
+    _position(change["path"], len(active), adding=True)
+    image.locations.append(ImageLocation(value=value["url"], status="active",
+                                         meta_data=json.dumps(value.get("metadata") or {}),
+                                         created_at=utcnow()))
+    if image.status == "queued":
+        check_image_transition("queued", "active")
+        validation = value.get("validation_data") or {}
+        image.size = change["size"]
+        image.checksum = validation.get("checksum")
+        image.os_hash_algo = validation.get("os_hash_algo")
+        image.os_hash_value = validation.get("os_hash_value")
+        image.status = "active"
+    return []

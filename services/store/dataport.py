@@ -1,0 +1,73 @@
+"""The store replica's data port: image bytes travel over plain HTTP between the
+gateway and the replica that answered the RPC, never through RabbitMQ.
+
+Built on nameko's web server, so each request runs as a nameko worker with the
+service's dependencies. Two changes to it:
+- chunked request bodies: eventlet's server de-chunks them, but werkzeug only reads a
+  body without Content-Length when ``wsgi.input_terminated`` is set, so it is set here;
+- errors answer as JSON naming the typed error, which the gateway turns back into the
+  same error (and one HTTP status table) as it does for RPC replies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.wrappers import Response
+
+from services.common.errors import TesseraError
+
+log = logging.getLogger(__name__)
+
+
+class _TerminatedInputApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        environ["wsgi.input_terminated"] = True
+        return super().__call__(environ, start_response)
+
+
+class DataServer(WebServer):
+    @property
+    def bind_addr(self):
+        conf = self.container.config["TESSERA_CONF"]
+        return conf.store.data_bind_host, conf.store.data_bind_port
+
+    def get_wsgi_app(self):
+        return _TerminatedInputApp(self)
+
+    def context_data_from_headers(self, request):
+        request_id = request.headers.get("X-Openstack-Request-Id")
+        return {"request_id": request_id} if request_id else {}
+
+    @property
+    def base_url(self) -> str:
+        conf = self.container.config["TESSERA_CONF"]
+        host = conf.store.data_advertise_host or conf.store.data_bind_host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{self._sock.getsockname()[1]}"
+
+
+def error_response(exc: Exception, status: int) -> Response:
+    body = {"exc_type": type(exc).__name__, "value": str(exc)}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+class DataHandler(HttpRequestHandler):
+    server = DataServer()
+
+    def __init__(self, method, url, **kwargs):
+        kwargs.setdefault("expected_exceptions", (TesseraError,))
+        super().__init__(method, url, **kwargs)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, TesseraError):
+            return error_response(exc, 400)
+        log.error("data port request failed: %r", exc)
+        return error_response(exc, 500)
+
+
+data_http = DataHandler.decorator

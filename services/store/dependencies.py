@@ -1,0 +1,112 @@
+"""nameko dependency providers of the store: the backends, the replica's data port
+address and its one-time transfer sessions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from nameko.extensions import DependencyProvider
+
+from services.common.config import filesystem_store_datadir
+from services.common.errors import BadRequest, NotFound
+from services.store.backends.file import FileStore
+from services.store.dataport import DataHandler
+
+SESSION_TTL = 120  # seconds a one-time URL stays valid unused
+
+
+def build_backends(conf) -> dict:
+    """The enabled backends by name, from ``[glance_store] stores``."""
+    backends = {}
+    for name in conf.glance_store.stores:
+        name = name.strip()
+        if name == "file":
+            backends["file"] = FileStore(filesystem_store_datadir(conf))
+        elif name in ("http", "https"):
+            from services.store.backends.http import HttpStore
+            backends["http"] = HttpStore()
+        elif name == "swift":
+            from services.store.backends.swift import swift_store_from_config
+            backends["swift"] = swift_store_from_config(conf)
+    return backends
+
+
+class Backends:
+    def __init__(self, backends: dict, default: str):
+        self.by_name = backends
+        if default not in backends:
+            raise ValueError(f"default_store {default!r} is not among the enabled stores "
+                             f"{sorted(backends)}")
+        self.default_name = default
+
+    @property
+    def default(self):
+        return self.by_name[self.default_name]
+
+    def for_location(self, location: str):
+        scheme = urlparse(location).scheme
+        for backend in self.by_name.values():
+            if scheme in backend.schemes:
+                return backend
+        raise BadRequest(f"No enabled store reads locations like {location.split(':')[0]}:")
+
+
+class StoreBackends(DependencyProvider):
+    def setup(self):
+        conf = self.container.config["TESSERA_CONF"]
+        self.backends = Backends(build_backends(conf), conf.glance_store.default_store)
+
+    def get_dependency(self, worker_ctx) -> Backends:
+        return self.backends
+
+
+@dataclass
+class TransferSession:
+    kind: str  # "upload" or "download"
+    data: dict
+    created: float = field(default_factory=time.monotonic)
+
+
+class Sessions:
+    """One-time tokens for the data port, valid on this replica only."""
+
+    def __init__(self):
+        self._sessions: dict[str, TransferSession] = {}
+
+    def add(self, kind: str, data: dict, token: str | None = None) -> str:
+        self._expire()
+        token = token or str(uuid.uuid4())
+        self._sessions[token] = TransferSession(kind, data)
+        return token
+
+    def take(self, kind: str, token: str) -> dict:
+        session = self._sessions.pop(token, None)
+        if session is None or session.kind != kind:
+            raise NotFound("This transfer URL is unknown, used or expired.")
+        return session.data
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for token in [t for t, s in self._sessions.items() if now - s.created > SESSION_TTL]:
+            del self._sessions[token]
+
+
+class DataPortUrl(DependencyProvider):
+    """The base URL of this replica's data port, as the gateway reaches it."""
+
+    def get_dependency(self, worker_ctx) -> str:
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, DataHandler):
+                return entrypoint.server.base_url
+        raise RuntimeError("the store service has no data port entrypoint")
+
+
+class TransferSessions(DependencyProvider):
+    def setup(self):
+        self.sessions = Sessions()
+
+    def get_dependency(self, worker_ctx) -> Sessions:
+        return self.sessions

@@ -1,0 +1,101 @@
+"""Store replicas: two of them share the uploads; one killed mid-upload leaves the image
+queued again with no orphan data; caps and quotas stop an upload as the bytes arrive."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import Api
+from tests.integration.test_image_data import MiB, upload, wait_for
+from tests.integration.test_images_api import error_of
+from tests.stack import Stack, Vhost
+
+
+@pytest.fixture(scope="module")
+def replicated(tmp_path_factory):
+    """A stack (SQLite) with a second store replica, a short upload lease and small
+    limits: image_size_cap 8 MiB, user_storage_quota 12 MiB."""
+    vhost = Vhost()
+    stack = Stack(tmp_path_factory.mktemp("replicas"), vhost.transport_url,
+                  sections={"DEFAULT": {"image_size_cap": 8 * MiB,
+                                        "user_storage_quota": "12MB"},
+                            "store": {"upload_lease_seconds": 3}}).start()
+    stack.start_service("store")
+    time.sleep(2)
+    yield stack
+    stack.cleanup()
+    vhost.delete()
+
+
+@pytest.fixture
+def rapi(replicated):
+    return Api(replicated.url, project=f"rp-{os.urandom(4).hex()}")
+
+
+def store_pids(stack) -> set[int]:
+    procs = psutil.Process(stack.process.pid).children(recursive=True)
+    procs += [psutil.Process(p.pid) for p in stack.extra if p.poll() is None]
+    return {p.pid for p in procs if "store" in p.cmdline()}
+
+
+def test_both_replicas_take_uploads(replicated, rapi):
+    assert len(store_pids(replicated)) == 2
+    for _ in range(12):
+        image = rapi.create(name="spread", disk_format="raw", container_format="bare")
+        assert upload(rapi, image["id"], os.urandom(1000)).status_code == 204
+    received = re.findall(r" (\d+) INFO store:\S+ \[req-[^\]]+\] received image",
+                          replicated.logs())
+    assert len(set(received)) == 2, f"uploads went to {set(received)}"
+
+
+def test_replica_killed_mid_upload(replicated, rapi):
+    image = rapi.create(name="victim", disk_format="raw", container_format="bare")
+    host, port = replicated.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall((f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
+                  f"X-Project-Id: {rapi.project}\r\nX-Roles: member\r\n"
+                  f"Content-Type: application/octet-stream\r\n"
+                  f"Content-Length: {6 * MiB}\r\n\r\n").encode())
+    sock.sendall(os.urandom(2 * MiB))
+    wait_for(lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")),
+             what="the partial file")
+    writer = next(p for p in map(psutil.Process, store_pids(replicated))
+                  if any(f.path.startswith(str(replicated.datadir / image["id"]))
+                         for f in p.open_files()))
+    writer.send_signal(signal.SIGKILL)
+    sock.close()
+    wait_for(lambda: rapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
+             timeout=20, what="the image to be queued again")
+    wait_for(lambda: not list(replicated.datadir.glob(f"{image['id']}*")), timeout=20,
+             what="the orphan data to be removed")
+    if writer.pid in {p.pid for p in replicated.extra}:
+        replicated.extra = [p for p in replicated.extra if p.pid != writer.pid]
+    replicated.start_service("store")  # back to two replicas for the other tests
+
+
+def test_size_cap(replicated, rapi):
+    image = rapi.create(name="big", disk_format="raw", container_format="bare")
+    assert "exceeds" in error_of(upload(rapi, image["id"], os.urandom(9 * MiB)), 413)
+
+    def chunked():
+        for _ in range(9):
+            yield os.urandom(MiB)
+
+    error_of(upload(rapi, image["id"], chunked()), 413)  # no size declared: caught en route
+    assert rapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
+    wait_for(lambda: not list(replicated.datadir.glob(f"{image['id']}*")), what="clean-up")
+
+
+def test_storage_quota(replicated, rapi):
+    first = rapi.create(name="q1", disk_format="raw", container_format="bare")
+    assert upload(rapi, first["id"], os.urandom(7 * MiB)).status_code == 204
+    second = rapi.create(name="q2", disk_format="raw", container_format="bare")
+    error_of(upload(rapi, second["id"], os.urandom(7 * MiB)), 413)  # 14 MiB > 12 MB
+    assert upload(rapi, second["id"], os.urandom(4 * MiB)).status_code == 204

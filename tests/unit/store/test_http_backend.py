@@ -1,0 +1,96 @@
+"""The read-only http store against a real local HTTP server (redirects, ranges)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from services.common.errors import Forbidden
+from services.store.backends.base import DataNotFound, StoreBackend, StoreUnavailable
+from services.store.backends.http import HttpStore
+
+DATA = os.urandom(3 * (1 << 20) + 123)
+
+
+class Handler(BaseHTTPRequestHandler):
+    honour_ranges = True
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self._answer(body=False)
+
+    def do_GET(self):
+        self._answer(body=True)
+
+    def _answer(self, body: bool):
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/image")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path not in ("/image", "/norange"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data, status = DATA, 200
+        rng = self.headers.get("Range")
+        if rng and self.path == "/image":
+            first, _, last = rng.removeprefix("bytes=").partition("-")
+            end = int(last) if last else len(DATA) - 1
+            data, status = DATA[int(first):end + 1], 206
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def store():
+    return HttpStore()
+
+
+def test_contract_shape(store):
+    assert isinstance(store, StoreBackend)
+    assert not store.writable and "https" in store.schemes
+
+
+def test_get_size_and_redirect(store, base_url):
+    assert b"".join(store.get(f"{base_url}/image")) == DATA
+    assert b"".join(store.get(f"{base_url}/moved")) == DATA
+    assert store.size(f"{base_url}/moved") == len(DATA)
+
+
+@pytest.mark.parametrize("path", ["/image", "/norange"])
+def test_ranges_asked_or_emulated(store, base_url, path):
+    url = base_url + path
+    assert b"".join(store.get(url, 10, 100)) == DATA[10:110]
+    assert b"".join(store.get(url, (1 << 20) + 7)) == DATA[(1 << 20) + 7:]
+    assert b"".join(store.get(url, 5, 0)) == b""
+
+
+def test_errors(store, base_url):
+    with pytest.raises(DataNotFound):
+        store.get(f"{base_url}/missing")
+    with pytest.raises(StoreUnavailable):
+        store.get("http://127.0.0.1:1/image")
+    with pytest.raises(Forbidden):
+        store.add("img", iter([b"x"]), 1, "u")
+    store.delete(f"{base_url}/image")  # never deletes remote data
+    assert b"".join(store.get(f"{base_url}/image", 0, 3)) == DATA[:3]
