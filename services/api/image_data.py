@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, request
 
+from services.api.body_stream import block_reader
 from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
 from services.api.gateway import call
 from services.common.errors import (
@@ -62,10 +63,10 @@ def _declared_size() -> int | None:
 
 def _relay_body(conn: http.client.HTTPConnection, size: int | None) -> int:
     """Send the request body on to the store in large blocks; the bytes sent."""
-    stream, sent = request.stream, 0
+    read, sent = block_reader(request.environ, request.stream.read), 0
     while True:
         try:
-            block = stream.read(BLOCK)
+            block = read(BLOCK)
         except Exception as exc:  # noqa: BLE001 - any failure of the client's stream
             raise BadRequest(f"The upload stream broke off: {exc}") from None
         if not block:
