@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -46,8 +47,8 @@ class DataServer(WebServer):
     def base_url(self) -> str:
         conf = self.container.config["TESSERA_CONF"]
         host = conf.store.data_advertise_host or conf.store.data_bind_host
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
+        if host in ("0.0.0.0", "::"):  # listening everywhere: other hosts know us by name
+            host = socket.gethostname()
         return f"http://{host}:{self._sock.getsockname()[1]}"
 
 

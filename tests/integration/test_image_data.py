@@ -138,3 +138,22 @@ def test_delete_removes_the_data(stack, api, image):
     assert api.delete(f"/v2/images/{image['id']}").status_code == 204
     wait_for(lambda: not (stack.datadir / image["id"]).exists(), what="the data file to go")
     error_of(api.get(f"/v2/images/{image['id']}/file"), 404)
+
+
+def test_image_deleted_during_upload_is_410(stack, api, image):
+    host, port = stack.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
+                      f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
+                      f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
+                      f"Content-Length: {2 * MiB}\r\n\r\n").encode())
+        sock.sendall(os.urandom(MiB))
+        wait_for(lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "saving",
+                 what="the upload to start")
+        assert api.delete(f"/v2/images/{image['id']}").status_code == 204
+        sock.sendall(os.urandom(MiB))
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 410"), reply[:200]
+    wait_for(lambda: not list(stack.datadir.glob(f"{image['id']}*")), what="no data left")
