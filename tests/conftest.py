@@ -9,6 +9,18 @@ import pytest
 import requests
 
 from tests.stack import MysqlDatabase, Stack, Vhost
+from tests.swift_aio import SwiftAIO, SwiftNotInstallable
+
+
+@pytest.fixture(scope="session")
+def swift():
+    """A real all-in-one Swift (tests/swift_aio.py), started once per test session."""
+    try:
+        aio = SwiftAIO.shared()
+    except SwiftNotInstallable as exc:
+        pytest.skip(f"OpenStack Swift cannot be installed on this machine: {exc}")
+    yield aio
+    aio.stop()
 
 
 @pytest.fixture(scope="session")

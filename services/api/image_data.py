@@ -135,7 +135,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
 
 @bp.get("/v2/images/<image_id>/file")
 def download(image_id):
-    image = call("registry", "get_image", image_id)
+    image = call("registry", "get_image", image_id, "download_image")
     if image["status"] == "deactivated" and not g.context.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is "
                         "forbidden.")

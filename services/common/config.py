@@ -14,6 +14,8 @@ from pathlib import Path
 
 from oslo_config import cfg
 
+from services.store.backends.swift_options import swift_opts
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
@@ -124,6 +126,7 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(database_opts, group="database")
     conf.register_opts(paste_deploy_opts, group="paste_deploy")
     conf.register_opts(glance_store_opts, group="glance_store")
+    conf.register_opts(swift_opts, group="glance_store")
     conf.register_opts(store_opts, group="store")
     return conf
 

@@ -19,19 +19,34 @@ class RequestContext:
     roles: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
     request_id: str = field(default_factory=new_request_id)
+    #: The deployment's rules (services/common/policy.py); not sent over RPC: each
+    #: service attaches its own. None means Glance's defaults.
+    policy: object | None = field(default=None, compare=False, repr=False)
 
     def to_headers(self) -> dict:
         """The context as nameko context data (AMQP headers without the prefix)."""
-        data = asdict(self)
+        data = {k: v for k, v in asdict(self).items() if k != "policy"}
         data["roles"] = list(self.roles)
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
-    def from_headers(cls, data: dict) -> RequestContext:
+    def from_headers(cls, data: dict, policy=None) -> RequestContext:
         return cls(
             project_id=data.get("project_id"),
             user_id=data.get("user_id"),
             roles=tuple(data.get("roles") or ()),
             is_admin=bool(data.get("is_admin")),
             request_id=data.get("request_id") or new_request_id(),
+            policy=policy,
         )
+
+    def can(self, action: str, target: dict) -> None:
+        """Raise Forbidden unless the policy allows ``action`` on ``target``."""
+        from services.common.policy import default_policy
+
+        (self.policy or default_policy()).authorize(action, target, self)
+
+    def may(self, action: str, target: dict) -> bool:
+        from services.common.policy import default_policy
+
+        return (self.policy or default_policy()).allows(action, target, self)

@@ -25,6 +25,7 @@ from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 from services.common.context import RequestContext
 from services.common.errors import TesseraError
 from services.common.logs import set_request_id
+from services.common.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +65,17 @@ def rpc(fn=None, **kwargs):
 
 
 class Context(DependencyProvider):
-    """Injects the caller's RequestContext and tags the worker's log lines with its
-    request id."""
+    """Injects the caller's RequestContext, with the deployment's policy, and tags the
+    worker's log lines with its request id."""
+
+    def setup(self):
+        self.policy = Policy(self.container.config["TESSERA_CONF"])
 
     def worker_setup(self, worker_ctx):
         set_request_id(worker_ctx.data.get("request_id"))
 
     def get_dependency(self, worker_ctx):
-        return RequestContext.from_headers(worker_ctx.data)
+        return RequestContext.from_headers(worker_ctx.data, policy=self.policy)
 
     def worker_teardown(self, worker_ctx):
         set_request_id(None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
@@ -49,26 +47,40 @@ def is_member(session: Session, ctx: RequestContext, image_id: str) -> bool:
         is not None
 
 
-def can_see(ctx: RequestContext, image, is_member: Callable[[], bool]) -> bool:
-    """Whether ``ctx`` may see ``image`` (an ORM image or a row); ``is_member`` is only
-    asked (a query) when the answer depends on it."""
+def shares_with_caller(session: Session, ctx: RequestContext, image) -> bool:
+    """Whether ``image`` is shared with the caller's project; asks the database only
+    when the answer matters (a shared image the caller neither owns nor administers)."""
+    return (image.visibility == "shared" and not ctx.is_admin
+            and image.owner != ctx.project_id and is_member(session, ctx, image.id))
+
+
+def can_see(ctx: RequestContext, image, member: bool) -> bool:
+    """Whether ``ctx`` may see ``image`` (an ORM image or a row) at all."""
     if ctx.is_admin or image.owner == ctx.project_id:
         return True
     if image.visibility in ("public", "community"):
         return True
-    return image.visibility == "shared" and is_member()
+    return image.visibility == "shared" and member
 
 
-def require_can_modify(ctx: RequestContext, image: Image) -> None:
-    if not (ctx.is_admin or image.owner == ctx.project_id):
-        raise Forbidden("You are not permitted to modify this image.")
+def image_target(ctx: RequestContext, image, member: bool = False) -> dict:
+    """The policy target of an image (Glance's names): ``member_id`` is the caller's
+    project when the image is shared with it."""
+    return {"project_id": image.owner, "owner": image.owner, "visibility": image.visibility,
+            "member_id": ctx.project_id if member else None}
 
 
-def require_can_set_visibility(ctx: RequestContext, visibility: str) -> None:
-    if visibility == "public" and not ctx.is_admin:
-        raise Forbidden("You are not authorized to complete publicize_image action.")
+def authorize(session: Session, ctx: RequestContext, action: str, image) -> None:
+    """Policy check of ``action`` on ``image``; membership is looked up only when the
+    image is shared and the caller does not own it."""
+    ctx.can(action, image_target(ctx, image, shares_with_caller(session, ctx, image)))
 
 
-def require_can_set_owner(ctx: RequestContext, owner: str | None) -> None:
-    if not ctx.is_admin and owner != ctx.project_id:
-        raise Forbidden(f"You are not permitted to create images owned by '{owner}'.")
+def check_new_attribute(ctx: RequestContext, image, name: str, value) -> None:
+    """Setting visibility or owner needs more than modify_image."""
+    if name == "visibility" and value == "public":
+        ctx.can("publicize_image", image_target(ctx, image))
+    elif name == "visibility" and value == "community":
+        ctx.can("communitize_image", image_target(ctx, image))
+    elif name == "owner" and value != image.owner and not ctx.is_admin:
+        raise Forbidden("Only an admin may change the owner of an image.")

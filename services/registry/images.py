@@ -38,8 +38,12 @@ IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
 
 
 def _check_visible(session: Session, ctx: RequestContext, image, image_id: str) -> None:
-    if image is None or image.deleted or not access.can_see(
-            ctx, image, lambda: access.is_member(session, ctx, image_id)):
+    """An image the caller may not see is not found (not forbidden), as in Glance."""
+    if image is None or image.deleted:
+        raise NotFound(f"No image found with ID {image_id}")
+    member = access.shares_with_caller(session, ctx, image)
+    if not access.can_see(ctx, image, member) \
+            or not ctx.may("get_image", access.image_target(ctx, image, member)):
         raise NotFound(f"No image found with ID {image_id}")
 
 
@@ -57,29 +61,26 @@ def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
     return row
 
 
-def _check_attribute(ctx: RequestContext, name: str, value) -> None:
-    if name == "visibility":
-        access.require_can_set_visibility(ctx, value)
-    elif name == "owner":
-        access.require_can_set_owner(ctx, value)
-
-
 def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
                  properties: dict, tags: list[str]) -> Image:
     image_id = attributes.get("id") or str(uuid.uuid4())
+    owner = attributes["owner"] if "owner" in attributes else ctx.project_id
+    visibility = attributes.get("visibility") or "shared"
+    ctx.can("add_image", {"project_id": ctx.project_id, "owner": owner,
+                          "visibility": visibility})
+    if visibility == "public":
+        ctx.can("publicize_image", {"project_id": owner, "owner": owner})
+    elif visibility == "community":
+        ctx.can("communitize_image", {"project_id": owner, "owner": owner})
     if session.get(Image, image_id) is not None:
         raise Duplicate(f"Image with identifier {image_id} already exists!")
-    for name in SETTABLE_ATTRIBUTES:
-        if name in attributes:
-            _check_attribute(ctx, name, attributes[name])
     tags = sorted(set(tags))
     check_quota("image properties", len(properties), conf.image_property_quota)
     check_quota("image tags", len(tags), conf.image_tag_quota)
     now = utcnow()
     image = Image(
         id=image_id, status="queued", created_at=now, updated_at=now,
-        owner=attributes["owner"] if "owner" in attributes else ctx.project_id,
-        visibility=attributes.get("visibility") or "shared",
+        owner=owner, visibility=visibility,
         min_disk=attributes.get("min_disk") or 0, min_ram=attributes.get("min_ram") or 0,
         protected=bool(attributes.get("protected")), os_hidden=bool(attributes.get("os_hidden")),
         name=attributes.get("name"), disk_format=attributes.get("disk_format"),
@@ -106,14 +107,14 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
     """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it; returns
     the image and the URLs of locations it removed (their data is to be deleted)."""
     image = get_visible(session, ctx, image_id)
-    access.require_can_modify(ctx, image)
+    access.authorize(session, ctx, "modify_image", image)
     props = {p.name: p for p in image.properties}
     removed: dict[str, ImageProperty] = {}  # rows to reuse if a later change sets them again
     removed_locations: list[str] = []
     for change in changes:
         op, name = change["op"], change["path"][0]
         if name == "locations":
-            removed_locations += locations.change_locations(image, change, conf)
+            removed_locations += locations.change_locations(ctx, image, change, conf)
             continue
         is_base = name in BASE_ATTRIBUTES
         if op == "remove":
@@ -132,7 +133,7 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
         if name == "tags":
             _set_tags(image, value, conf)
         elif is_base:
-            _check_attribute(ctx, name, value)
+            access.check_new_attribute(ctx, image, name, value)
             setattr(image, name, value)
         elif name in props:
             props[name].value = value
@@ -148,7 +149,7 @@ def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
 
 def add_tag(session: Session, ctx: RequestContext, conf, image_id: str, tag: str) -> Image:
     image = get_visible(session, ctx, image_id)
-    access.require_can_modify(ctx, image)
+    access.authorize(session, ctx, "modify_image", image)
     if tag not in {t.value for t in image.tags}:
         _set_tags(image, [t.value for t in image.tags] + [tag], conf)
         image.updated_at = utcnow()
@@ -158,7 +159,7 @@ def add_tag(session: Session, ctx: RequestContext, conf, image_id: str, tag: str
 
 def remove_tag(session: Session, ctx: RequestContext, image_id: str, tag: str) -> Image:
     image = get_visible(session, ctx, image_id)
-    access.require_can_modify(ctx, image)
+    access.authorize(session, ctx, "modify_image", image)
     kept = [t for t in image.tags if t.value != tag]
     if len(kept) == len(image.tags):
         raise NotFound(f"Tag {tag} not found on image {image_id}")
@@ -184,7 +185,7 @@ def change_status(session: Session, image_id: str, current: str, target: str,
 
 def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
     image = get_visible(session, ctx, image_id)
-    access.require_can_modify(ctx, image)
+    access.authorize(session, ctx, "delete_image", image)
     if image.protected:
         raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
     now = utcnow()

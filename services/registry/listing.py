@@ -113,6 +113,7 @@ def _after_marker(sort: list[tuple[str, str]], marker_values: list):
 
 def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[list, bool]:
     """One page of image rows and whether more follow."""
+    ctx.can("get_images", {"project_id": ctx.project_id})
     sort = _full_sort(query.get("sort") or [])
     conds = _conditions(ctx, query)
     marker_id = query.get("marker")

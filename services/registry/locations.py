@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 
+from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Forbidden
 from services.common.states import check_image_transition
+from services.registry.access import image_target
 from services.registry.models import Image, ImageLocation, utcnow
 from services.registry.quotas import check_quota
 
@@ -27,10 +29,12 @@ def _position(path: list[str], count: int, adding: bool) -> int:
     return pos
 
 
-def change_locations(image: Image, change: dict, conf) -> list[str]:
+def change_locations(ctx: RequestContext, image: Image, change: dict, conf) -> list[str]:
     """Apply one ``/locations`` change; returns the URLs of removed locations."""
     if not conf.show_multiple_locations:
         raise Forbidden("It's not allowed to update locations if locations are invisible.")
+    ctx.can("delete_image_location" if change["op"] == "remove" else "set_image_location",
+            image_target(ctx, image))
     active = [loc for loc in image.locations if loc.status == "active"]
     if change["op"] == "replace":
         raise BadRequest("Replacing the whole locations list is not supported; add and "

@@ -7,7 +7,7 @@ from nameko.events import EventDispatcher
 from nameko.timer import timer
 
 from services.common.rpc import Context, Settings, rpc
-from services.registry import images, listing, uploads
+from services.registry import access, images, listing, uploads
 from services.registry.dependencies import Database
 from services.registry.views import orm_record, records
 
@@ -36,10 +36,14 @@ class RegistryService:
         return record
 
     @rpc
-    def get_image(self, image_id: str) -> dict:
+    def get_image(self, image_id: str, action: str = "get_image") -> dict:
+        """The image's record; ``action="download_image"`` checks that the caller may
+        also download its data."""
         with self.db.begin() as session:
-            return records(session, [images.get_visible_row(session, self.context,
-                                                            image_id)])[0]
+            row = images.get_visible_row(session, self.context, image_id)
+            if action == "download_image":
+                access.authorize(session, self.context, "download_image", row)
+            return records(session, [row])[0]
 
     @rpc
     def list_images(self, query: dict) -> dict:

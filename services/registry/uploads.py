@@ -22,7 +22,7 @@ def begin_upload(session: Session, ctx: RequestContext, conf, image_id: str, upl
     """Claim the image for one upload: queued → saving, with a lease. Returns what the
     store needs to check the bytes."""
     image = get_visible(session, ctx, image_id)
-    access.require_can_modify(ctx, image)
+    access.authorize(session, ctx, "upload_image", image)
     if image.status != "queued":
         raise Conflict(f"Image {image_id} is {image.status}: data can only be uploaded to a "
                        f"queued image.")
