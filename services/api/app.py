@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, g, request
 
-from services.api import image_data, images, versions
+from services.api import image_data, images, members, versions
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.rpc_client import RpcClient
@@ -53,6 +53,7 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.register_blueprint(versions.bp)
     app.register_blueprint(images.bp)
     app.register_blueprint(image_data.bp)
+    app.register_blueprint(members.bp)
     if flavor == "keystone":
         from services.api.keystone import wrap_with_auth_token
         app.wsgi_app = wrap_with_auth_token(app.wsgi_app, conf)

@@ -139,7 +139,8 @@ def download(image_id):
     if image["status"] == "deactivated" and not g.context.is_admin:
         raise Forbidden("The requested image has been deactivated. Image data download is "
                         "forbidden.")
-    if image["status"] != "active" or not image["locations"] or image["size"] is None:
+    if image["status"] not in ("active", "deactivated") or not image["locations"] \
+            or image["size"] is None:
         return "", 204
     size = image["size"]
     offset, length, status = 0, size, 200

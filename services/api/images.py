@@ -105,3 +105,20 @@ def add_tag(image_id, tag):
 def remove_tag(image_id, tag):
     call("registry", "remove_tag", image_id, tag)
     return _no_content()
+
+
+@bp.post("/v2/images/<image_id>/actions/deactivate")
+def deactivate(image_id):
+    call("registry", "set_active", image_id, False)
+    return _no_content()
+
+
+@bp.post("/v2/images/<image_id>/actions/reactivate")
+def reactivate(image_id):
+    call("registry", "set_active", image_id, True)
+    return _no_content()
+
+
+@bp.get("/v2/info/usage")
+def usage():
+    return jsonify({"usage": call("registry", "usage")})

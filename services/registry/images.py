@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
-from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
+from services.common.errors import BadRequest, Conflict, Duplicate, Forbidden, NotFound
 from services.common.states import check_image_transition
 from services.registry import access, locations
 from services.registry.models import (
@@ -194,4 +194,19 @@ def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
     session.execute(delete(ImageProperty).where(ImageProperty.image_id == image_id))
     session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+    return image
+
+
+def set_active(session: Session, ctx: RequestContext, image_id: str, active: bool) -> Image:
+    """Deactivate (active → deactivated) or reactivate (deactivated → active); asking
+    for the status the image already has is not an error."""
+    image = get_visible(session, ctx, image_id)
+    action, current, target = (("reactivate", "deactivated", "active") if active
+                               else ("deactivate", "active", "deactivated"))
+    access.authorize(session, ctx, action, image)
+    if image.status == target:
+        return image
+    if image.status != current:
+        raise BadRequest(f"Not allowed to {action} image in status '{image.status}'")
+    change_status(session, image_id, current, target)
     return image

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from services.common.errors import QuotaExceeded
@@ -42,3 +42,20 @@ def space_left(session: Session, owner: str | None, conf) -> int:
     return limit
 
 
+
+
+def usage(session: Session, owner: str | None, conf) -> dict:
+    """What ``GET /v2/info/usage`` reports: the project's image bytes and counts against
+    its limits (-1: unlimited)."""
+    size, count, uploading = session.execute(select(
+        func.coalesce(func.sum(Image.size), 0), func.count(Image.id),
+        func.coalesce(func.sum(case((Image.status.in_(("saving", "uploading", "importing")),
+                                     1), else_=0)), 0)
+    ).where(Image.owner == owner, Image.deleted.is_(False))).one()
+    quota = parse_quota(conf.user_storage_quota)
+    return {
+        "image_size_total": {"limit": quota or -1, "usage": int(size)},
+        "image_count_total": {"limit": -1, "usage": count},
+        "image_stage_total": {"limit": -1, "usage": 0},
+        "image_count_uploading": {"limit": -1, "usage": int(uploading)},
+    }

@@ -7,8 +7,9 @@ from nameko.events import EventDispatcher
 from nameko.timer import timer
 
 from services.common.rpc import Context, Settings, rpc
-from services.registry import access, images, listing, uploads
+from services.registry import access, images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
+from services.registry.members import member_record
 from services.registry.views import orm_record, records
 
 
@@ -118,3 +119,55 @@ class RegistryService:
             given_up = uploads.expired_uploads(session)
         for upload in given_up:
             self.dispatch("upload.abandoned", upload)
+
+    # --- deactivation
+
+    @rpc
+    def set_active(self, image_id: str, active: bool) -> None:
+        with self.db.begin() as session:
+            images.set_active(session, self.context, image_id, active)
+        self.dispatch("image.activated" if active else "image.deactivated",
+                      {"image_id": image_id})
+
+    # --- members
+
+    @rpc
+    def list_members(self, image_id: str) -> list:
+        with self.db.begin() as session:
+            return [member_record(m) for m in members.list_members(session, self.context,
+                                                                   image_id)]
+
+    @rpc
+    def get_member(self, image_id: str, member_id: str) -> dict:
+        with self.db.begin() as session:
+            return member_record(members.get_member(session, self.context, image_id,
+                                                    member_id))
+
+    @rpc
+    def add_member(self, image_id: str, member_id: str) -> dict:
+        with self.db.begin() as session:
+            record = member_record(members.add_member(session, self.context, self.conf,
+                                                      image_id, member_id))
+        self.dispatch("member.created", record)
+        return record
+
+    @rpc
+    def set_member_status(self, image_id: str, member_id: str, status: str) -> dict:
+        with self.db.begin() as session:
+            record = member_record(members.set_member_status(session, self.context,
+                                                             image_id, member_id, status))
+        self.dispatch("member.updated", record)
+        return record
+
+    @rpc
+    def remove_member(self, image_id: str, member_id: str) -> None:
+        with self.db.begin() as session:
+            members.remove_member(session, self.context, image_id, member_id)
+        self.dispatch("member.deleted", {"image_id": image_id, "member_id": member_id})
+
+    # --- usage
+
+    @rpc
+    def usage(self) -> dict:
+        with self.db.begin() as session:
+            return quotas.usage(session, self.context.project_id, self.conf)
