@@ -19,8 +19,20 @@ DEV_PROJECT = "development"
 ADMIN_ROLE = "admin"
 
 
+# Keystone's default role implications (admin implies member implies reader): tokens
+# carry the implied roles, so development auth adds them the same way.
+IMPLIED_ROLES = {"admin": ("member", "reader"), "member": ("reader",)}
+
+
 def _roles(header: str | None) -> tuple[str, ...]:
     return tuple(r.strip().lower() for r in (header or "").split(",") if r.strip())
+
+
+def _with_implied(roles: tuple[str, ...]) -> tuple[str, ...]:
+    expanded = list(roles)
+    for role in roles:
+        expanded += [r for r in IMPLIED_ROLES.get(role, ()) if r not in expanded]
+    return tuple(expanded)
 
 
 def context_from_request(request: Request, flavor: str, request_id: str) -> RequestContext:
@@ -32,6 +44,8 @@ def context_from_request(request: Request, flavor: str, request_id: str) -> Requ
         if headers.get("X-Identity-Status", "Confirmed") != "Confirmed":
             raise Unauthorized("The request you have made requires authentication.")
     elif not (project or user or roles):
-        project, roles = DEV_PROJECT, (ADMIN_ROLE,)
+        project, roles = DEV_PROJECT, _with_implied((ADMIN_ROLE,))
+    else:
+        roles = _with_implied(roles)
     return RequestContext(project_id=project, user_id=user, roles=roles,
                           is_admin=ADMIN_ROLE in roles, request_id=request_id)

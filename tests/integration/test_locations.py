@@ -59,7 +59,7 @@ def add_location(api, image_id, url, **extra):
         {"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}, **extra}}])
 
 
-def test_http_location_activates_a_queued_image(lapi, origin):
+def test_http_location_activates_a_queued_image(located, lapi, origin):
     image = lapi.create(name="remote", disk_format="raw", container_format="bare")
     resp = add_location(lapi, image["id"], f"{origin}/cirros.img", validation_data={
         "os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(DATA).hexdigest()})
@@ -76,7 +76,10 @@ def test_http_location_activates_a_queued_image(lapi, origin):
     error_of(lapi.patch(f"/v2/images/{image['id']}",
                         [{"op": "remove", "path": "/locations/0"}]), 403)
     assert add_location(lapi, image["id"], f"{origin}/mirror.img").status_code == 200
-    resp = lapi.patch(f"/v2/images/{image['id']}", [{"op": "remove", "path": "/locations/1"}])
+    remove_second = [{"op": "remove", "path": "/locations/1"}]
+    error_of(lapi.patch(f"/v2/images/{image['id']}", remove_second), 403)  # admin only
+    admin = Api(located.url, project=lapi.project, roles="admin")
+    resp = admin.patch(f"/v2/images/{image['id']}", remove_second)
     assert [loc["url"] for loc in resp.json()["locations"]] == [f"{origin}/cirros.img"]
 
 
