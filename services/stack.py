@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import amqp
@@ -55,6 +56,9 @@ def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
             with urllib.request.urlopen(url + "/v2/images?limit=1", timeout=2) as resp:
                 if resp.status == 200:
                     return True
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # Keystone mode: serving, and asking for a token
+                return True
         except OSError:
             pass
         time.sleep(0.2)

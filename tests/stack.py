@@ -94,6 +94,25 @@ class Stack:
         self.log = workdir / "stack.log"
         self.process: subprocess.Popen | None = None
 
+    #: A path that answers 200 once the stack serves (no token needed in Keystone mode).
+    ready_path = "/v2/images?limit=1"
+
+    def _services_answer(self) -> bool:
+        """Whether the registry and a store replica answer their health RPC."""
+        from services.api.rpc_client import RpcClient
+        from services.common.config import amqp_uri, load_config
+        from services.common.context import RequestContext
+        from services.common.errors import ServiceUnavailable
+
+        client = RpcClient(amqp_uri(load_config(["--config-file", str(self.config)])), 5)
+        try:
+            return all(client.call(name, "health", RequestContext())["status"] == "ok"
+                       for name in ("registry", "store"))
+        except ServiceUnavailable:
+            return False
+        finally:
+            client.close()
+
     def start(self, timeout: float = 60) -> Stack:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:
@@ -106,7 +125,8 @@ class Stack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tessera-run exited: {self.log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/v2/images?limit=1", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200 \
+                        and self._services_answer():
                     return self
             except requests.RequestException:
                 pass
