@@ -33,6 +33,11 @@ def _connect(url: str) -> tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=DATA_TIMEOUT,
                                       blocksize=BLOCK)
+    try:
+        conn.connect()
+    except OSError:
+        raise ServiceUnavailable("The store replica's data port could not be reached; "
+                                 "try again later.") from None
     return conn, parts.path
 
 
