@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?=
 
-.PHONY: run test lint format bench constraints clean system-deps
+.PHONY: run test lint format bench bench-compare constraints clean system-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ format: $(VENV)/.test
 
 bench: $(VENV)/.test
 	$(PY) bench/run_bench.py $(BENCH_ARGS)
+
+# Tessera and the real Glance 33.0.0 (installed once into /tmp/tessera-bench/glance-venv)
+# with the same client, one after the other; prints figure | Tessera | Glance | ratio.
+bench-compare: $(VENV)/.test
+	$(PY) bench/side_by_side.py $(BENCH_ARGS)
 
 # Re-pin every dependency from a fresh venv (after changing requirements*.in).
 constraints:
