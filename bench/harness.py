@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.stack import Stack, Vhost, free_port  # noqa: E402
+from tests.stack import Stack, free_port  # noqa: E402
 
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
 DEFAULT_CLIENT = SHARED_BENCH / "image_api_bench.py"
@@ -45,17 +45,13 @@ __all__ = [
 def tessera_stack(workers: int = 2, threads: int = 16) -> Iterator[Stack]:
     """``tessera-run`` on a fresh data directory (SQLite, file store) and a RabbitMQ vhost
     of its own; both are removed on exit. ``stack.process.pid`` is the tessera-run pid."""
-    vhost = Vhost()
-    try:
-        with tempfile.TemporaryDirectory(prefix="tessera-bench-") as workdir:
-            stack = Stack(Path(workdir), vhost.transport_url, workers=workers, threads=threads)
-            try:
-                stack.start()
-                yield stack
-            finally:
-                stack.cleanup()
-    finally:
-        vhost.delete()
+    with tempfile.TemporaryDirectory(prefix="tessera-bench-") as workdir:
+        stack = Stack(Path(workdir), workers=workers, threads=threads)
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.cleanup()
 
 
 def result_path(prefix: str, stamp: str | None = None, suffix: str = ".json") -> Path:

@@ -33,15 +33,12 @@ def vhost():
 
 @pytest.fixture(scope="session", params=["sqlite", "mysql"])
 def stack(request, tmp_path_factory):
-    """A running stack, once on SQLite and once on MariaDB, each on a vhost of its own
-    (two registries on one vhost would share the work of one queue)."""
-    own_vhost = Vhost()
+    """A running stack, once on SQLite and once on MariaDB, each on a vhost of its own."""
     database = MysqlDatabase() if request.param == "mysql" else None
-    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"), own_vhost.transport_url,
-                    database.url if database else None).start()
+    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"),
+                    database_url=database.url if database else None).start()
     yield running
     running.cleanup()
-    own_vhost.delete()
     if database:
         database.delete()
 

@@ -76,9 +76,14 @@ def write_config(path: Path, **sections: dict) -> Path:
 class Stack:
     """``tessera-run --config-file ...`` as a child process."""
 
-    def __init__(self, workdir: Path, transport_url: str, database_url: str | None = None,
-                 sections: dict | None = None, **extra_default):
+    def __init__(self, workdir: Path, transport_url: str | None = None,
+                 database_url: str | None = None, sections: dict | None = None,
+                 **extra_default):
+        """Without a ``transport_url`` the stack gets a RabbitMQ vhost of its own, removed
+        by ``cleanup`` (two stacks on one vhost would share the work of one queue)."""
         self.workdir = workdir
+        self.vhost = Vhost() if transport_url is None else None
+        transport_url = transport_url or self.vhost.transport_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         sections = dict(sections or {})
@@ -170,3 +175,5 @@ class Stack:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
+        if self.vhost is not None:
+            self.vhost.delete()

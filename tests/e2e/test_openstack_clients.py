@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.keystone import Keystone
-from tests.stack import Stack, Vhost
+from tests.stack import Stack
 
 BIN = Path(sys.executable).parent
 
@@ -33,8 +33,7 @@ def keystone():
 @pytest.fixture(scope="module")
 def cloud(keystone, tmp_path_factory):
     """Tessera with flavor = keystone, registered as the catalog's image service."""
-    vhost = Vhost()
-    stack = Stack(tmp_path_factory.mktemp("keystone-stack"), vhost.transport_url, sections={
+    stack = Stack(tmp_path_factory.mktemp("keystone-stack"), sections={
         "paste_deploy": {"flavor": "keystone"},
         "keystone_authtoken": keystone.keystone_authtoken_options(),
     })
@@ -43,7 +42,6 @@ def cloud(keystone, tmp_path_factory):
     keystone.set_image_endpoint(stack.url)
     yield stack
     stack.cleanup()
-    vhost.delete()
 
 
 @pytest.fixture(scope="module")

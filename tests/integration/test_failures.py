@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.stack import ROOT, Stack, Vhost, free_port
+from tests.stack import ROOT, Stack, free_port
 
 
 def test_broker_down_is_a_clear_startup_error(tmp_path):
@@ -33,8 +33,7 @@ def _wait_for_http(url: str, timeout: float = 30) -> None:
 
 def test_gateway_without_registry_answers_503(tmp_path):
     """The API process alone on an empty vhost: 503 at once, not a hang."""
-    vhost = Vhost()
-    stack = Stack(tmp_path, vhost.transport_url)
+    stack = Stack(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "services.api.server", "--config-file",
                              str(stack.config)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -49,7 +48,7 @@ def test_gateway_without_registry_answers_503(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        vhost.delete()
+        stack.cleanup()
 
 
 def test_gateway_with_broker_gone_answers_503(tmp_path):

@@ -29,6 +29,18 @@ def wait_for(predicate, timeout: float = 15, what: str = "condition"):
         time.sleep(0.1)
 
 
+def raw_upload(url: str, api, image_id: str, declared: int) -> socket.socket:
+    """A PUT of image data sent by hand: the headers promise ``declared`` bytes; the
+    caller sends (or withholds) the body on the returned socket."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall((f"PUT /v2/images/{image_id}/file HTTP/1.1\r\nHost: x\r\n"
+                  f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
+                  f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
+                  f"Content-Length: {declared}\r\n\r\n").encode())
+    return sock
+
+
 @pytest.mark.parametrize("size", [0, 1, MiB + 3, 9 * MiB + 1])
 def test_upload_download_roundtrip(api, image, size):
     data = os.urandom(size)
@@ -100,12 +112,7 @@ def test_upload_errors(api, other_api, image):
 
 def test_short_body_leaves_image_queued_and_no_data(stack, api, image):
     """A client that promises 4 MiB and hangs up after 1 MiB."""
-    host, port = stack.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall((f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
-                      f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
-                      f"Content-Type: application/octet-stream\r\n"
-                      f"Content-Length: {4 * MiB}\r\n\r\n").encode())
+    with raw_upload(stack.url, api, image["id"], 4 * MiB) as sock:
         sock.sendall(os.urandom(MiB))
         time.sleep(0.5)
     wait_for(lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
@@ -141,12 +148,7 @@ def test_delete_removes_the_data(stack, api, image):
 
 
 def test_image_deleted_during_upload_is_410(stack, api, image):
-    host, port = stack.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall((f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
-                      f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
-                      f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
-                      f"Content-Length: {2 * MiB}\r\n\r\n").encode())
+    with raw_upload(stack.url, api, image["id"], 2 * MiB) as sock:
         sock.sendall(os.urandom(MiB))
         wait_for(lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "saving",
                  what="the upload to start")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.test_images_api import error_of
-from tests.stack import Stack, Vhost
+from tests.stack import Stack
 
 DATA = os.urandom(3 * (1 << 20) + 5)
 
@@ -41,12 +41,10 @@ def origin():
 
 @pytest.fixture(scope="module")
 def located(tmp_path_factory):
-    vhost = Vhost()
-    stack = Stack(tmp_path_factory.mktemp("locations"), vhost.transport_url,
-                  show_multiple_locations=True, show_image_direct_url=True).start()
+    stack = Stack(tmp_path_factory.mktemp("locations"), show_multiple_locations=True,
+                  show_image_direct_url=True).start()
     yield stack
     stack.cleanup()
-    vhost.delete()
 
 
 @pytest.fixture

@@ -6,32 +6,28 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import time
 
 import psutil
 import pytest
 
 from tests.conftest import Api
-from tests.integration.test_image_data import MiB, upload, wait_for
+from tests.integration.test_image_data import MiB, raw_upload, upload, wait_for
 from tests.integration.test_images_api import error_of
-from tests.stack import Stack, Vhost
+from tests.stack import Stack
 
 
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     """A stack (SQLite) with a second store replica, a short upload lease and small
     limits: image_size_cap 8 MiB, user_storage_quota 12 MiB."""
-    vhost = Vhost()
-    stack = Stack(tmp_path_factory.mktemp("replicas"), vhost.transport_url,
-                  sections={"DEFAULT": {"image_size_cap": 8 * MiB,
-                                        "user_storage_quota": "12MB"},
-                            "store": {"upload_lease_seconds": 3}}).start()
+    stack = Stack(tmp_path_factory.mktemp("replicas"), sections={
+        "DEFAULT": {"image_size_cap": 8 * MiB, "user_storage_quota": "12MB"},
+        "store": {"upload_lease_seconds": 3}}).start()
     stack.start_service("store")
     time.sleep(2)
     yield stack
     stack.cleanup()
-    vhost.delete()
 
 
 @pytest.fixture
@@ -57,12 +53,7 @@ def test_both_replicas_take_uploads(replicated, rapi):
 
 def test_replica_killed_mid_upload(replicated, rapi):
     image = rapi.create(name="victim", disk_format="raw", container_format="bare")
-    host, port = replicated.url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)))
-    sock.sendall((f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
-                  f"X-Project-Id: {rapi.project}\r\nX-Roles: member\r\n"
-                  f"Content-Type: application/octet-stream\r\n"
-                  f"Content-Length: {6 * MiB}\r\n\r\n").encode())
+    sock = raw_upload(replicated.url, rapi, image["id"], 6 * MiB)
     sock.sendall(os.urandom(2 * MiB))
     wait_for(lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")),
              what="the partial file")

@@ -11,7 +11,7 @@ from swiftclient.client import Connection
 
 from tests.conftest import Api
 from tests.integration.test_image_data import MiB, upload, wait_for
-from tests.stack import Stack, Vhost
+from tests.stack import Stack
 
 CONTAINER = "tessera-api-images"
 
@@ -19,8 +19,7 @@ CONTAINER = "tessera-api-images"
 @pytest.fixture(scope="module")
 def swift_stack(swift, tmp_path_factory):
     """A stack storing images in Swift (v1 auth), segmenting anything over 2 MiB."""
-    vhost = Vhost()
-    stack = Stack(tmp_path_factory.mktemp("swift-stack"), vhost.transport_url, sections={
+    stack = Stack(tmp_path_factory.mktemp("swift-stack"), sections={
         "glance_store": {
             "stores": "file,http,swift", "default_store": "swift",
             "swift_store_auth_address": swift.auth_url, "swift_store_user": swift.user,
@@ -31,7 +30,6 @@ def swift_stack(swift, tmp_path_factory):
         }}).start()
     yield stack
     stack.cleanup()
-    vhost.delete()
 
 
 @pytest.fixture(scope="module")
