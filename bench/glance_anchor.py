@@ -51,8 +51,9 @@ def _installed(venv: Path) -> bool:
     if not (venv / "bin" / "uwsgi").exists() or not (venv / "bin" / "python").exists():
         return False
     probe = "import importlib.metadata as m; print(m.version('glance'), m.version('uwsgi'))"
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", probe],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True
+    )
     return done.returncode == 0 and done.stdout.split() == [GLANCE_VERSION, UWSGI_VERSION]
 
 
@@ -63,17 +64,28 @@ def ensure_venv(venv: Path = DEFAULT_VENV) -> Path:
         return venv
     if not shutil.which("gcc"):  # pip compiles uWSGI from source
         if os.geteuid() != 0:
-            raise RuntimeError("uWSGI needs a C compiler: apt-get install build-essential "
-                               "python3-dev")
+            raise RuntimeError(
+                "uWSGI needs a C compiler: apt-get install build-essential python3-dev"
+            )
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "build-essential", "python3-dev"],
-                       check=True)
-    print(f"glance-anchor: installing glance=={GLANCE_VERSION} uwsgi=={UWSGI_VERSION} "
-          f"into {venv} (a few minutes, once)", flush=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "build-essential", "python3-dev"], check=True
+        )
+    print(
+        f"glance-anchor: installing glance=={GLANCE_VERSION} uwsgi=={UWSGI_VERSION} "
+        f"into {venv} (a few minutes, once)",
+        flush=True,
+    )
     base_python = getattr(sys, "_base_executable", None) or sys.executable
     subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-           "--disable-pip-version-check"]
+    pip = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, f"glance=={GLANCE_VERSION}", f"uwsgi=={UWSGI_VERSION}"], check=True)
     if not _installed(venv):
@@ -209,8 +221,14 @@ def start(
     venv = ensure_venv(Path(venv))
     workdir = Path(workdir)
     etc, data, logs = workdir / "etc", workdir / "data", workdir / "logs"
-    for path in (etc, logs, data / "images", data / "image-cache", data / "staging",
-                 data / "locks"):
+    for path in (
+        etc,
+        logs,
+        data / "images",
+        data / "image-cache",
+        data / "staging",
+        data / "locks",
+    ):
         path.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     if _answers(url):
@@ -221,19 +239,36 @@ def start(
     (etc / "glance-api.conf").write_text(api_conf(etc, data, logs))
     (etc / "glance-uwsgi.ini").write_text(uwsgi_ini(venv, etc, port, processes, threads))
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    }
     with open(logs / "db-sync.log", "ab") as log:
-        subprocess.run([str(venv / "bin" / "glance-manage"), "--config-file",
-                        str(etc / "glance-api.conf"), "db", "sync"],
-                       stdout=log, stderr=subprocess.STDOUT, env=env, check=True, timeout=300)
+        subprocess.run(
+            [
+                str(venv / "bin" / "glance-manage"),
+                "--config-file",
+                str(etc / "glance-api.conf"),
+                "db",
+                "sync",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
 
     uwsgi_log = logs / "uwsgi.log"
     with open(uwsgi_log, "ab") as log:
-        master = subprocess.Popen([str(venv / "bin" / "uwsgi"), "--ini",
-                                   str(etc / "glance-uwsgi.ini")],
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  env=env, cwd=workdir, start_new_session=True)
+        master = subprocess.Popen(
+            [str(venv / "bin" / "uwsgi"), "--ini", str(etc / "glance-uwsgi.ini")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
     _running.update(process=master, workdir=workdir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -278,8 +313,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     url, pid = start(args.port, args.workdir, args.venv, args.processes, args.threads)
-    print(f"glance {GLANCE_VERSION} on {url} (uWSGI master pid {pid}); send the headers "
-          f"{' '.join(CLIENT_HEADERS)}; Ctrl-C stops it and removes its data", flush=True)
+    print(
+        f"glance {GLANCE_VERSION} on {url} (uWSGI master pid {pid}); send the headers "
+        f"{' '.join(CLIENT_HEADERS)}; Ctrl-C stops it and removes its data",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while _running["process"].poll() is None:

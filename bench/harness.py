@@ -76,8 +76,20 @@ def run_client(
 
     With ``echo`` the client's progress lines ("# ...") are printed with that prefix; its
     closing JSON goes to ``out`` only."""
-    cmd = [sys.executable, str(client), "--url", url, "--only", only,
-           "--server-pid", str(server_pid), "--label", label, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(client),
+        "--url",
+        url,
+        "--only",
+        only,
+        "--server-pid",
+        str(server_pid),
+        "--label",
+        label,
+        "--out",
+        str(out),
+    ]
     for header in headers:
         cmd += ["--header", header]
     cmd += list(extra)
@@ -99,5 +111,7 @@ def run_client(
 def check_free_space(directory: str | Path, need_mib: int) -> None:
     free_mib = shutil.disk_usage(directory).free // (1 << 20)
     if free_mib < need_mib:
-        sys.exit(f"not enough free space in {directory}: {free_mib} MiB free, "
-                 f"this run needs about {need_mib} MiB")
+        sys.exit(
+            f"not enough free space in {directory}: {free_mib} MiB free, "
+            f"this run needs about {need_mib} MiB"
+        )

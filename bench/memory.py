@@ -85,8 +85,14 @@ class TreeSampler:
                 rss = proc.memory_info().rss
                 if proc.pid not in self.procs:
                     self.procs[proc.pid] = {
-                        "pid": proc.pid, "ppid": proc.ppid(), "cmdline": proc.cmdline(),
-                        "rss_start": rss, "rss_max": 0, "t_max": None, "series": []}
+                        "pid": proc.pid,
+                        "ppid": proc.ppid(),
+                        "cmdline": proc.cmdline(),
+                        "rss_start": rss,
+                        "rss_max": 0,
+                        "t_max": None,
+                        "series": [],
+                    }
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             entry = self.procs[proc.pid]
@@ -113,9 +119,10 @@ class TreeSampler:
         order = ["tessera-run", "registry", "store", "cache", "gateway master", "gateway worker"]
         for pid, e in self.procs.items():
             e["role"] = role_of(pid, self.procs)
-        rows = sorted(self.procs.values(),
-                      key=lambda e: (order.index(e["role"]) if e["role"] in order else 99,
-                                     e["pid"]))
+        rows = sorted(
+            self.procs.values(),
+            key=lambda e: (order.index(e["role"]) if e["role"] in order else 99, e["pid"]),
+        )
         n = 0
         for e in rows:
             if e["role"] == "gateway worker":
@@ -131,16 +138,24 @@ def same_device(a: str | Path, b: str | Path) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=4096, help="image size (4096)")
     parser.add_argument("--download-runs", type=int, default=1)
-    parser.add_argument("--limit-mb", type=float, default=150,
-                        help="RSS limit per process in MB of 10^6 bytes (150)")
+    parser.add_argument(
+        "--limit-mb",
+        type=float,
+        default=150,
+        help="RSS limit per process in MB of 10^6 bytes (150)",
+    )
     parser.add_argument("--interval", type=float, default=0.2, help="sampling period (0.2 s)")
     parser.add_argument("--workers", type=int, default=2, help="Tessera API worker processes")
-    parser.add_argument("--workdir", default="/tmp/tessera-bench",
-                        help="where the client's file goes (removed at the end)")
+    parser.add_argument(
+        "--workdir",
+        default="/tmp/tessera-bench",
+        help="where the client's file goes (removed at the end)",
+    )
     parser.add_argument("--client", default=str(DEFAULT_CLIENT))
     args, extra = parser.parse_known_args()
 
@@ -160,17 +175,33 @@ def main() -> int:
     try:
         with tessera_stack(workers=args.workers, threads=16) as stack:
             pid = stack.process.pid
-            print(f"== Tessera on {stack.url} (tessera-run pid {pid}); "
-                  f"{args.size_mib} MiB up, {args.download_runs} download(s)", flush=True)
+            print(
+                f"== Tessera on {stack.url} (tessera-run pid {pid}); "
+                f"{args.size_mib} MiB up, {args.download_runs} download(s)",
+                flush=True,
+            )
             sampler = TreeSampler(pid, args.interval)
             sampler.start()
             try:
                 code, result = run_client(
-                    stack.url, only="upload,download", server_pid=pid, headers=TESSERA_HEADERS,
-                    label="tessera-memory", out=client_out,
-                    extra=["--size-mib", str(args.size_mib), "--download-runs",
-                           str(args.download_runs), "--workdir", str(workdir), *extra],
-                    client=args.client, echo="[client]")
+                    stack.url,
+                    only="upload,download",
+                    server_pid=pid,
+                    headers=TESSERA_HEADERS,
+                    label="tessera-memory",
+                    out=client_out,
+                    extra=[
+                        "--size-mib",
+                        str(args.size_mib),
+                        "--download-runs",
+                        str(args.download_runs),
+                        "--workdir",
+                        str(workdir),
+                        *extra,
+                    ],
+                    client=args.client,
+                    echo="[client]",
+                )
             finally:
                 sampler.stop()
     finally:
@@ -178,39 +209,78 @@ def main() -> int:
 
     rows = sampler.report()
     summary = (result or {}).get("summary", {})
-    lines = [f"max RSS per Tessera process, {args.size_mib} MiB upload + "
-             f"{args.download_runs} download(s), sampled every {args.interval} s "
-             f"({sampler.samples} samples); limit {args.limit_mb:g} MB "
-             f"({limit / MiB:.1f} MiB)", ""]
-    lines.append(f"{'process':<18} {'pid':>7} {'start MiB':>10} {'max MiB':>9} "
-                 f"{'max MB':>8}  result")
+    lines = [
+        f"max RSS per Tessera process, {args.size_mib} MiB upload + "
+        f"{args.download_runs} download(s), sampled every {args.interval} s "
+        f"({sampler.samples} samples); limit {args.limit_mb:g} MB "
+        f"({limit / MiB:.1f} MiB)",
+        "",
+    ]
+    lines.append(
+        f"{'process':<18} {'pid':>7} {'start MiB':>10} {'max MiB':>9} {'max MB':>8}  result"
+    )
     for e in rows:
         e["pass"] = e["rss_max"] < limit
-        lines.append(f"{e['name']:<18} {e['pid']:>7} {e['rss_start'] / MiB:>10.1f} "
-                     f"{e['rss_max'] / MiB:>9.1f} {e['rss_max'] / 1e6:>8.1f}  "
-                     f"{'PASS' if e['pass'] else 'FAIL'}")
+        lines.append(
+            f"{e['name']:<18} {e['pid']:>7} {e['rss_start'] / MiB:>10.1f} "
+            f"{e['rss_max'] / MiB:>9.1f} {e['rss_max'] / 1e6:>8.1f}  "
+            f"{'PASS' if e['pass'] else 'FAIL'}"
+        )
     total_max = sum(e["rss_max"] for e in rows)
-    lines.append(f"{'sum of maxima':<18} {'':>7} {'':>10} {total_max / MiB:>9.1f} "
-                 f"{total_max / 1e6:>8.1f}")
+    lines.append(
+        f"{'sum of maxima':<18} {'':>7} {'':>10} {total_max / MiB:>9.1f} {total_max / 1e6:>8.1f}"
+    )
     lines.append("")
-    lines.append(f"upload {summary.get('upload_MBps')} MB/s (verified "
-                 f"{summary.get('upload_verified')}); download "
-                 + ", ".join(f"{summary.get(f'download_run{i}_MBps')} MB/s"
-                             for i in range(1, args.download_runs + 1)))
+    lines.append(
+        f"upload {summary.get('upload_MBps')} MB/s (verified "
+        f"{summary.get('upload_verified')}); download "
+        + ", ".join(
+            f"{summary.get(f'download_run{i}_MBps')} MB/s" for i in range(1, args.download_runs + 1)
+        )
+    )
     ok = code == 0 and all(e["pass"] for e in rows)
     if code:
         lines.append(f"the client failed: {(result or {}).get('error', f'exit {code}')}")
     lines.append("memory check: " + ("PASS" if ok else "FAIL"))
     text = "\n".join(lines) + "\n"
     out = result_path("memory", stamp=stamp)
-    out.write_text(json.dumps({
-        "meta": {"size_mib": args.size_mib, "download_runs": args.download_runs,
-                 "limit_mb": args.limit_mb, "interval_s": args.interval,
-                 "workers": args.workers, "loadavg_end": os.getloadavg(),
-                 "client_exit": code, "client_result": str(client_out)},
-        "processes": [{k: e[k] for k in ("name", "pid", "cmdline", "rss_start", "rss_max",
-                                         "t_max", "pass", "series")} for e in rows],
-        "client_summary": summary, "pass": ok, "table": text}, indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "meta": {
+                    "size_mib": args.size_mib,
+                    "download_runs": args.download_runs,
+                    "limit_mb": args.limit_mb,
+                    "interval_s": args.interval,
+                    "workers": args.workers,
+                    "loadavg_end": os.getloadavg(),
+                    "client_exit": code,
+                    "client_result": str(client_out),
+                },
+                "processes": [
+                    {
+                        k: e[k]
+                        for k in (
+                            "name",
+                            "pid",
+                            "cmdline",
+                            "rss_start",
+                            "rss_max",
+                            "t_max",
+                            "pass",
+                            "series",
+                        )
+                    }
+                    for e in rows
+                ],
+                "client_summary": summary,
+                "pass": ok,
+                "table": text,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print("\n" + text + f"\nresults: {out}")
     return 0 if ok else 1
 

@@ -94,8 +94,13 @@ def fmt(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 1 else (
-            f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}")
+        return (
+            f"{value:.0f}"
+            if abs(value) >= 1000
+            else f"{value:.3g}"
+            if abs(value) < 1
+            else (f"{value:.1f}" if abs(value) >= 100 else f"{value:.2f}")
+        )
     return str(value)
 
 
@@ -124,21 +129,27 @@ def table_rows(args, limits: dict | None, summaries: dict, runs: dict) -> list[t
     rows: list[tuple] = []
 
     def add(label, key, better):
-        values = {s: (key(summaries[s]) if callable(key) else summaries[s].get(key))
-                  for s in summaries}
+        values = {
+            s: (key(summaries[s]) if callable(key) else summaries[s].get(key)) for s in summaries
+        }
         if any(v is not None for v in values.values()):
             rows.append((label, better, values))
 
     hash_limit = (limits or {}).get("hash_par_md5_sha512_MBps")
     add("upload MB/s", "upload_MBps", "↑")
     if hash_limit:
-        add(f"upload, % of 2-thread md5+sha512 ({hash_limit:.0f} MB/s)",
-            lambda s: round(100 * s["upload_MBps"] / hash_limit, 1)
-            if s.get("upload_MBps") else None, "↑")
+        add(
+            f"upload, % of 2-thread md5+sha512 ({hash_limit:.0f} MB/s)",
+            lambda s: (
+                round(100 * s["upload_MBps"] / hash_limit, 1) if s.get("upload_MBps") else None
+            ),
+            "↑",
+        )
     add("upload server CPU s/GiB", "upload_server_cpu_s_per_GiB", "↓")
     for i in range(1, args.download_runs + 1):
         add(f"download run {i} MB/s", f"download_run{i}_MBps", "↑")
     add("download run 1 server CPU s/GiB", "download_run1_server_cpu_s_per_GiB", "↓")
+
     def concurrent_mbps(s):
         # over the successful clients only: with failures it is not comparable (no ratio)
         mbps, failed = s.get("concurrent_upload_MBps"), s.get("concurrent_failed_clients")
@@ -146,20 +157,36 @@ def table_rows(args, limits: dict | None, summaries: dict, runs: dict) -> list[t
             return mbps
         return f"{fmt(mbps)} ({args.concurrency - failed}/{args.concurrency} ok)"
 
-    add(f"concurrent {args.concurrency}x{args.concurrent_mib} MiB upload MB/s", concurrent_mbps,
-        "↑")
+    add(
+        f"concurrent {args.concurrency}x{args.concurrent_mib} MiB upload MB/s", concurrent_mbps, "↑"
+    )
     if "concurrent" in args.phases:
-        rows.append((f"concurrent: all {args.concurrency} uploads succeeded", "",
-                     {s: concurrent_cell(phase_run(runs[s], "concurrent"), summaries[s],
-                                         args.concurrency) for s in summaries}))
+        rows.append(
+            (
+                f"concurrent: all {args.concurrency} uploads succeeded",
+                "",
+                {
+                    s: concurrent_cell(
+                        phase_run(runs[s], "concurrent"), summaries[s], args.concurrency
+                    )
+                    for s in summaries
+                },
+            )
+        )
     add("concurrent server CPU s/GiB", "concurrent_server_cpu_s_per_GiB", "↓")
     add("create POST p50 ms", "create_post_p50_ms", "↓")
     add("delete p50 ms", "delete_p50_ms", "↓")
     add("create+delete server CPU ms/pair", "create_server_cpu_ms_per_pair", "↓")
     add("show p50 ms", "show_p50_ms", "↓")
     add("show server CPU ms/req", "show_server_cpu_ms_per_req", "↓")
-    for query in ("limit20", "limit1000", "filter_name", "filter_tag", "filter_property",
-                  "sort_name"):
+    for query in (
+        "limit20",
+        "limit1000",
+        "filter_name",
+        "filter_tag",
+        "filter_property",
+        "sort_name",
+    ):
         add(f"list {query} p50 ms", f"list_{query}_p50_ms", "↓")
         add(f"list {query} server CPU ms/req", f"list_{query}_server_cpu_ms_per_req", "↓")
     add("list full walk s", "list_walk_seconds", "↓")
@@ -190,31 +217,54 @@ def render(rows: list[tuple], servers: list[str]) -> str:
     for label, better, values in rows:
         line = [f"{label} {better}".rstrip(), *(fmt(values.get(s)) for s in servers)]
         if both:
-            line.append(ratio(values.get("tessera"), values.get("glance"))
-                        if better in ("↑", "↓") else "")
+            line.append(
+                ratio(values.get("tessera"), values.get("glance")) if better in ("↑", "↓") else ""
+            )
         body.append(line)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                     for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
+    out = [
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
     out.append("  ".join("-" * w for w in widths))
     for line in body:
-        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(line, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
     legend = "↑ higher is better, ↓ lower is better"
     if both:
         legend = "ratio = Tessera / Glance; " + legend
     if any(r[1] == "*" for r in rows):
-        legend += ("\n* CPU of the whole local RabbitMQ during the phase / requests: Tessera's "
-                   "RPCs cost it and --server-pid\n  does not count it; Glance does not use "
-                   "RabbitMQ, so its column is what other users of the broker cost")
+        legend += (
+            "\n* CPU of the whole local RabbitMQ during the phase / requests: Tessera's "
+            "RPCs cost it and --server-pid\n  does not count it; Glance does not use "
+            "RabbitMQ, so its column is what other users of the broker cost"
+        )
     return "\n".join(out) + "\n" + legend + "\n"
 
 
 # ---------------------------------------------------------------- running
 def run_limits(args, workdir: Path, out: Path) -> dict | None:
     mib = str(args.limits_mib)
-    cmd = [sys.executable, str(LIMITS), "--hash-mib", mib, "--disk-mib", mib, "--http-mib", mib,
-           "--dir", str(workdir), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(LIMITS),
+        "--hash-mib",
+        mib,
+        "--disk-mib",
+        mib,
+        "--http-mib",
+        mib,
+        "--dir",
+        str(workdir),
+        "--out",
+        str(out),
+    ]
     print(f"== limits of this machine ({LIMITS.name}, {mib} MiB)", flush=True)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
@@ -248,23 +298,43 @@ def run_server(name: str, args, workdir: Path, stamp: str, extra: list[str]) -> 
     t0 = time.monotonic()
     try:
         with cm as (url, pid, headers):
-            print(f"== {NAMES[name]} on {url} (server pid {pid}) after "
-                  f"{time.monotonic() - t0:.0f}s", flush=True)
+            print(
+                f"== {NAMES[name]} on {url} (server pid {pid}) after {time.monotonic() - t0:.0f}s",
+                flush=True,
+            )
             for group in phase_groups(args.phases):
                 only = ",".join(group)
                 out = result_path("compare", stamp=f"{stamp}-{name}-{'-'.join(group)}")
                 cpu0 = broker_cpu_s()
                 code, result = run_client(
-                    url, only=only, server_pid=pid, headers=headers, label=name, out=out,
-                    extra=["--size-mib", str(args.size_mib),
-                           "--download-runs", str(args.download_runs),
-                           "--concurrency", str(args.concurrency),
-                           "--concurrent-mib", str(args.concurrent_mib),
-                           "--workdir", str(workdir / "client"), *extra],
-                    client=args.client, echo=f"[{name}]")
+                    url,
+                    only=only,
+                    server_pid=pid,
+                    headers=headers,
+                    label=name,
+                    out=out,
+                    extra=[
+                        "--size-mib",
+                        str(args.size_mib),
+                        "--download-runs",
+                        str(args.download_runs),
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--concurrent-mib",
+                        str(args.concurrent_mib),
+                        "--workdir",
+                        str(workdir / "client"),
+                        *extra,
+                    ],
+                    client=args.client,
+                    echo=f"[{name}]",
+                )
                 cpu1 = broker_cpu_s()
-                entry = {"exit": code, "out": str(out),
-                         "broker_cpu_s": round(cpu1 - cpu0, 3) if cpu0 is not None else None}
+                entry = {
+                    "exit": code,
+                    "out": str(out),
+                    "broker_cpu_s": round(cpu1 - cpu0, 3) if cpu0 is not None else None,
+                }
                 if code:
                     entry["error"] = (result or {}).get("error", f"client exited with {code}")
                     print(f"[{name}] {only}: FAILED ({entry['error'][:300]})", flush=True)
@@ -292,7 +362,8 @@ def merged_summary(runs: dict) -> dict:
         requests = result.get("meta", {}).get("http_requests")
         if entry["broker_cpu_s"] is not None and requests and only in ("create", "show", "list"):
             summary[f"broker_cpu_ms_per_req_{only}"] = round(
-                1000 * entry["broker_cpu_s"] / requests, 3)
+                1000 * entry["broker_cpu_s"] / requests, 3
+            )
     return summary
 
 
@@ -305,23 +376,37 @@ def git_state() -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(PHASES),
-                        help=f"comma separated phases from {PHASES} (default all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma separated phases from {PHASES} (default all)",
+    )
     parser.add_argument("--size-mib", type=int, default=1024, help="upload/download size")
     parser.add_argument("--download-runs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--concurrent-mib", type=int, default=64)
-    parser.add_argument("--servers", default="tessera,glance",
-                        help="which servers, in this order (default tessera,glance)")
+    parser.add_argument(
+        "--servers",
+        default="tessera,glance",
+        help="which servers, in this order (default tessera,glance)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="Tessera API worker processes")
     parser.add_argument("--glance-venv", default=str(glance_anchor.DEFAULT_VENV))
-    parser.add_argument("--limits-mib", type=int, default=1024,
-                        help="MiB hashed, written and sent by limits.py (default 1024)")
+    parser.add_argument(
+        "--limits-mib",
+        type=int,
+        default=1024,
+        help="MiB hashed, written and sent by limits.py (default 1024)",
+    )
     parser.add_argument("--no-limits", action="store_true", help="skip limits.py")
-    parser.add_argument("--workdir", default="/tmp/tessera-bench",
-                        help="where the run's files go (removed at the end)")
+    parser.add_argument(
+        "--workdir",
+        default="/tmp/tessera-bench",
+        help="where the run's files go (removed at the end)",
+    )
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("--client", default=str(DEFAULT_CLIENT))
     args, extra = parser.parse_known_args()
@@ -348,15 +433,27 @@ def main() -> int:
         glance_anchor.ensure_venv(Path(args.glance_venv))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = Path(tempfile.mkdtemp(prefix=f"compare-{stamp}-", dir=args.workdir))
-    combined = {"meta": {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         "loadavg_start": os.getloadavg(), "nproc": os.cpu_count(),
-                         "phases": args.phases, "size_mib": args.size_mib,
-                         "servers": servers, "client_extra_args": extra,
-                         "tessera_workers": args.workers, "tessera_threads": 16,
-                         "glance": {"version": glance_anchor.GLANCE_VERSION,
-                                    "uwsgi_processes": 4, "uwsgi_threads": 1,
-                                    "database": "sqlite", "store": "file"},
-                         "tessera_git": git_state()}}
+    combined = {
+        "meta": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "loadavg_start": os.getloadavg(),
+            "nproc": os.cpu_count(),
+            "phases": args.phases,
+            "size_mib": args.size_mib,
+            "servers": servers,
+            "client_extra_args": extra,
+            "tessera_workers": args.workers,
+            "tessera_threads": 16,
+            "glance": {
+                "version": glance_anchor.GLANCE_VERSION,
+                "uwsgi_processes": 4,
+                "uwsgi_threads": 1,
+                "database": "sqlite",
+                "store": "file",
+            },
+            "tessera_git": git_state(),
+        }
+    }
     runs: dict = {}
     try:
         limits = None
@@ -380,24 +477,35 @@ def main() -> int:
                 notes.append(f"{NAMES[name]} {only}: {entry['error'][:300]}")
             errors = ((entry["result"] or {}).get("concurrent") or {}).get("errors") or []
             if errors:
-                notes.append(f"{NAMES[name]} concurrent: {len(errors)} uploads failed, "
-                             f"e.g. {errors[0][:300]}")
+                notes.append(
+                    f"{NAMES[name]} concurrent: {len(errors)} uploads failed, "
+                    f"e.g. {errors[0][:300]}"
+                )
     notes = list(dict.fromkeys(notes))
     load = os.getloadavg()
-    text = (f"Tessera vs Glance {glance_anchor.GLANCE_VERSION}: phases {','.join(args.phases)}, "
-            f"{args.size_mib} MiB image, {os.cpu_count()} CPUs, load average "
-            f"{combined['meta']['loadavg_start'][0]:.2f} at start, {load[0]:.2f} at end\n\n"
-            + table + "".join(f"note: {n}\n" for n in notes))
+    text = (
+        f"Tessera vs Glance {glance_anchor.GLANCE_VERSION}: phases {','.join(args.phases)}, "
+        f"{args.size_mib} MiB image, {os.cpu_count()} CPUs, load average "
+        f"{combined['meta']['loadavg_start'][0]:.2f} at start, {load[0]:.2f} at end\n\n"
+        + table
+        + "".join(f"note: {n}\n" for n in notes)
+    )
     combined["meta"].update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), loadavg_end=load)
-    combined.update(limits=limits, runs=runs, summary=summaries,
-                    table=[{"figure": r[0], "better": r[1], **r[2]} for r in rows], notes=notes)
+    combined.update(
+        limits=limits,
+        runs=runs,
+        summary=summaries,
+        table=[{"figure": r[0], "better": r[1], **r[2]} for r in rows],
+        notes=notes,
+    )
     out = result_path("compare", stamp=stamp)
     out.write_text(json.dumps(combined, indent=2) + "\n")
     out.with_suffix(".txt").write_text(text)
     print("\n" + text + f"\nresults: {out} and {out.with_suffix('.txt').name}")
     tessera = runs.get("tessera")
     failed = tessera is not None and (
-        tessera["error"] or any(e["exit"] for e in tessera["groups"].values()))
+        tessera["error"] or any(e["exit"] for e in tessera["groups"].values())
+    )
     return 1 if failed else 0
 
 

@@ -1,4 +1,5 @@
 """Tessera: an OpenStack Image API v2 service built as nameko microservices."""
+
 import warnings
 
 # nameko 2.14 imports eventlet, which warns that it is deprecated on every import; the

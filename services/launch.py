@@ -35,8 +35,7 @@ def run(name: str, argv: list[str]) -> None:
 
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in SERVICES:
-        sys.exit(f"usage: python -m services.launch {{{'|'.join(SERVICES)}}} "
-                 f"[--config-file PATH]")
+        sys.exit(f"usage: python -m services.launch {{{'|'.join(SERVICES)}}} [--config-file PATH]")
     run(sys.argv[1], sys.argv[2:])
 
 

@@ -44,7 +44,8 @@ def check_broker(conf) -> None:
             f"Start one with `rabbitmq-server -detached` (Debian/Ubuntu: "
             f"`apt-get install rabbitmq-server`), or point `transport_url` in the "
             f"[DEFAULT] section of your config file (or OS_DEFAULT__TRANSPORT_URL) at a "
-            f"running broker.")
+            f"running broker."
+        )
 
 
 def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
@@ -99,12 +100,18 @@ def main(argv: list[str] | None = None) -> None:
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
             if len(restarts) > MAX_RESTARTS:
-                print(f"tessera: {name} exited with {proc.returncode}, too many restarts; "
-                      f"stopping", file=sys.stderr, flush=True)
+                print(
+                    f"tessera: {name} exited with {proc.returncode}, too many restarts; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 exit_code = 1
                 break
-            print(f"tessera: {name} exited with {proc.returncode}; restarting it",
-                  file=sys.stderr, flush=True)
+            print(
+                f"tessera: {name} exited with {proc.returncode}; restarting it",
+                file=sys.stderr,
+                flush=True,
+            )
             processes[i] = subprocess.Popen(proc.args)
         time.sleep(0.2)
     for p in processes:

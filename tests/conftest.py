@@ -35,8 +35,10 @@ def vhost():
 def stack(request, tmp_path_factory):
     """A running stack, once on SQLite and once on MariaDB, each on a vhost of its own."""
     database = MysqlDatabase() if request.param == "mysql" else None
-    running = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"),
-                    database_url=database.url if database else None).start()
+    running = Stack(
+        tmp_path_factory.mktemp(f"stack-{request.param}"),
+        database_url=database.url if database else None,
+    ).start()
     yield running
     running.cleanup()
     if database:
@@ -46,12 +48,16 @@ def stack(request, tmp_path_factory):
 class Api:
     """A thin requests wrapper that talks as one project (development auth headers)."""
 
-    def __init__(self, url: str, project: str = "test-project", roles: str = "member,reader",
-                 user: str = "test-user"):
+    def __init__(
+        self,
+        url: str,
+        project: str = "test-project",
+        roles: str = "member,reader",
+        user: str = "test-user",
+    ):
         self.url = url
         self.session = requests.Session()
-        self.session.headers.update({"X-Project-Id": project, "X-Roles": roles,
-                                     "X-User-Id": user})
+        self.session.headers.update({"X-Project-Id": project, "X-Roles": roles, "X-User-Id": user})
         self.project = project
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -96,5 +102,6 @@ def admin_api(stack):
 @pytest.fixture
 def image(api):
     """A fresh queued image owned by ``api``'s project."""
-    return api.create(name=f"img-{uuid.uuid4().hex[:8]}", disk_format="raw",
-                      container_format="bare")
+    return api.create(
+        name=f"img-{uuid.uuid4().hex[:8]}", disk_format="raw", container_format="bare"
+    )

@@ -122,18 +122,21 @@ class KeystoneError(RuntimeError):
 
 
 def _run(cmd: list, what: str, env: dict | None = None, timeout: float = 900) -> None:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=timeout
+    )
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-4000:]
-        raise KeystoneError(f"{what} failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
-                            f"{tail}")
+        raise KeystoneError(f"{what} failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
 
 
 def _clean_env(**extra: str) -> dict:
     """The environment without the project venv's Python settings."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONWARNINGS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONWARNINGS")
+    }
     return {**env, **extra}
 
 
@@ -155,8 +158,11 @@ def _apt_install(*packages: str) -> None:
         raise KeystoneError(f"missing Debian packages {packages}: install them as root")
     env = _clean_env(DEBIAN_FRONTEND="noninteractive")
     _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-         "apt-get install", env=env)
+    _run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        "apt-get install",
+        env=env,
+    )
 
 
 def _ensure_build_tools() -> None:
@@ -171,8 +177,12 @@ def _ensure_build_tools() -> None:
 
 def _venv_ready() -> bool:
     marker = VENV / ".tessera-installed"
-    return (marker.exists() and marker.read_text() == " ".join(KEYSTONE_PACKAGES)
-            and (VENV / "bin" / "keystone-manage").exists() and (VENV / "bin" / "uwsgi").exists())
+    return (
+        marker.exists()
+        and marker.read_text() == " ".join(KEYSTONE_PACKAGES)
+        and (VENV / "bin" / "keystone-manage").exists()
+        and (VENV / "bin" / "uwsgi").exists()
+    )
 
 
 def ensure_venv() -> Path:
@@ -182,8 +192,17 @@ def ensure_venv() -> Path:
             _ensure_build_tools()
             shutil.rmtree(VENV, ignore_errors=True)
             _run([_base_python(), "-m", "venv", VENV], "python -m venv", env=_clean_env())
-            _run([VENV / "bin" / "pip", "install", "-q", "--disable-pip-version-check",
-                  *KEYSTONE_PACKAGES], "pip install keystone", env=_clean_env())
+            _run(
+                [
+                    VENV / "bin" / "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    *KEYSTONE_PACKAGES,
+                ],
+                "pip install keystone",
+                env=_clean_env(),
+            )
             (VENV / ".tessera-installed").write_text(" ".join(KEYSTONE_PACKAGES))
     return VENV
 
@@ -198,8 +217,12 @@ def _write_keys(directory: Path) -> None:
 
 
 def _manage(conf: Path, *args: str) -> None:
-    _run([VENV / "bin" / "keystone-manage", "--config-file", conf, *args],
-         f"keystone-manage {args[0]}", env=_clean_env(PYTHONWARNINGS="ignore"), timeout=300)
+    _run(
+        [VENV / "bin" / "keystone-manage", "--config-file", conf, *args],
+        f"keystone-manage {args[0]}",
+        env=_clean_env(PYTHONWARNINGS="ignore"),
+        timeout=300,
+    )
 
 
 def database_template() -> Path:
@@ -217,13 +240,28 @@ def database_template() -> Path:
             conf.write_text(KEYSTONE_CONF.format(workdir=tmp, database=database, cache=False))
             _write_keys(Path(tmp, "fernet-keys"))  # bootstrap checks the key repository
             _manage(conf, "db_sync")
-            _manage(conf, "bootstrap", "--bootstrap-password", admin.password,
-                    "--bootstrap-username", admin.username,
-                    "--bootstrap-project-name", admin.project,
-                    "--bootstrap-role-name", "admin", "--bootstrap-service-name", "keystone",
-                    "--bootstrap-region-id", REGION, "--bootstrap-admin-url", TEMPLATE_URL,
-                    "--bootstrap-internal-url", TEMPLATE_URL,
-                    "--bootstrap-public-url", TEMPLATE_URL)
+            _manage(
+                conf,
+                "bootstrap",
+                "--bootstrap-password",
+                admin.password,
+                "--bootstrap-username",
+                admin.username,
+                "--bootstrap-project-name",
+                admin.project,
+                "--bootstrap-role-name",
+                "admin",
+                "--bootstrap-service-name",
+                "keystone",
+                "--bootstrap-region-id",
+                REGION,
+                "--bootstrap-admin-url",
+                TEMPLATE_URL,
+                "--bootstrap-internal-url",
+                TEMPLATE_URL,
+                "--bootstrap-public-url",
+                TEMPLATE_URL,
+            )
             os.replace(database, template)
     return template
 
@@ -262,16 +300,26 @@ class Keystone:
     def credentials(self, name: str) -> dict:
         """``openstack.connect(**ks.credentials("demo"))`` / keystoneauth-style values."""
         account = ACCOUNTS[name]
-        return {"auth_url": self.auth_url, "username": account.username,
-                "password": account.password, "project_name": account.project,
-                "user_domain_name": DOMAIN, "project_domain_name": DOMAIN,
-                "region_name": REGION, "identity_api_version": "3"}
+        return {
+            "auth_url": self.auth_url,
+            "username": account.username,
+            "password": account.password,
+            "project_name": account.project,
+            "user_domain_name": DOMAIN,
+            "project_domain_name": DOMAIN,
+            "region_name": REGION,
+            "identity_api_version": "3",
+        }
 
     def env(self, name: str) -> dict:
         """OS_* variables for the ``openstack`` CLI, to merge into a process environment."""
         env = {f"OS_{key.upper()}": value for key, value in self.credentials(name).items()}
-        return {**env, "OS_AUTH_TYPE": "password", "OS_INTERFACE": "public",
-                "OS_IMAGE_API_VERSION": "2"}
+        return {
+            **env,
+            "OS_AUTH_TYPE": "password",
+            "OS_INTERFACE": "public",
+            "OS_IMAGE_API_VERSION": "2",
+        }
 
     def project_id(self, name: str) -> str:
         """The id of a project (admin, service, demo, alt) or of a user's project."""
@@ -284,9 +332,14 @@ class Keystone:
         """A keystoneauth1 session scoped to ``name``'s project (cached; re-auths by itself)."""
         if name not in self._sessions:
             creds = self.credentials(name)
-            auth = v3.Password(auth_url=creds["auth_url"], username=creds["username"],
-                               password=creds["password"], project_name=creds["project_name"],
-                               user_domain_name=DOMAIN, project_domain_name=DOMAIN)
+            auth = v3.Password(
+                auth_url=creds["auth_url"],
+                username=creds["username"],
+                password=creds["password"],
+                project_name=creds["project_name"],
+                user_domain_name=DOMAIN,
+                project_domain_name=DOMAIN,
+            )
             self._sessions[name] = ks_session.Session(auth=auth)
         return self._sessions[name]
 
@@ -297,10 +350,16 @@ class Keystone:
     def keystone_authtoken_options(self) -> dict:
         """``[keystone_authtoken]`` as the Glance install guide writes it (no memcached)."""
         glance = ACCOUNTS["glance"]
-        return {"www_authenticate_uri": self.url, "auth_url": self.url,
-                "auth_type": "password", "project_domain_name": DOMAIN,
-                "user_domain_name": DOMAIN, "project_name": glance.project,
-                "username": glance.username, "password": glance.password}
+        return {
+            "www_authenticate_uri": self.url,
+            "auth_url": self.url,
+            "auth_type": "password",
+            "project_domain_name": DOMAIN,
+            "user_domain_name": DOMAIN,
+            "project_name": glance.project,
+            "username": glance.username,
+            "password": glance.password,
+        }
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -316,8 +375,10 @@ class Keystone:
             _write_keys(self.workdir / "fernet-keys")
             _write_keys(self.workdir / "credential-keys")
             (self.workdir / "keystone.conf").write_text(
-                KEYSTONE_CONF.format(workdir=self.workdir, database=database,
-                                     cache=self.processes == 1))
+                KEYSTONE_CONF.format(
+                    workdir=self.workdir, database=database, cache=self.processes == 1
+                )
+            )
             self.port = free_port()
             self._serve(timeout)
             self._seed(image_url)
@@ -332,17 +393,42 @@ class Keystone:
         return self
 
     def _serve(self, timeout: float) -> None:
-        cmd = [VENV / "bin" / "uwsgi", "--http-socket", f"127.0.0.1:{self.port}",
-               "--module", "keystone.wsgi.api:application", "--virtualenv", VENV,
-               "--master", "--processes", self.processes, "--threads", 1, "--enable-threads",
-               "--lazy-apps", "--listen", 256, "--die-on-term", "--buffer-size", 65535,
-               "--add-header", "Connection: close", "--http-raw-body", "--http-chunked-input",
-               "--http-auto-chunked"]
+        cmd = [
+            VENV / "bin" / "uwsgi",
+            "--http-socket",
+            f"127.0.0.1:{self.port}",
+            "--module",
+            "keystone.wsgi.api:application",
+            "--virtualenv",
+            VENV,
+            "--master",
+            "--processes",
+            self.processes,
+            "--threads",
+            1,
+            "--enable-threads",
+            "--lazy-apps",
+            "--listen",
+            256,
+            "--die-on-term",
+            "--buffer-size",
+            65535,
+            "--add-header",
+            "Connection: close",
+            "--http-raw-body",
+            "--http-chunked-input",
+            "--http-auto-chunked",
+        ]
         env = _clean_env(OS_KEYSTONE_CONFIG_DIR=str(self.workdir))
         with open(self.workdir / "uwsgi.log", "ab") as log:
             self.process = subprocess.Popen(
-                [str(c) for c in cmd], stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                [str(c) for c in cmd],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -356,8 +442,9 @@ class Keystone:
         raise KeystoneError(f"no answer from {self.auth_url} within {timeout:.0f}s")
 
     def _admin(self, method: str, path: str, **json) -> dict:
-        resp = self.session("admin").request(self.auth_url + path, method,
-                                             json=json or None, raise_exc=False)
+        resp = self.session("admin").request(
+            self.auth_url + path, method, json=json or None, raise_exc=False
+        )
         if resp.status_code >= 400:
             raise KeystoneError(f"{method} {path}: {resp.status_code} {resp.text[:500]}")
         return resp.json() if resp.content else {}
@@ -370,19 +457,30 @@ class Keystone:
         projects = {p["name"]: p["id"] for p in self._admin("GET", "/projects")["projects"]}
         for name, description in PROJECTS.items():
             if name not in projects:
-                projects[name] = self._admin("POST", "/projects", project={
-                    "name": name, "domain_id": "default",
-                    "description": description})["project"]["id"]
+                projects[name] = self._admin(
+                    "POST",
+                    "/projects",
+                    project={"name": name, "domain_id": "default", "description": description},
+                )["project"]["id"]
         users = {u["name"]: u["id"] for u in self._admin("GET", "/users")["users"]}
         for name, account in ACCOUNTS.items():
             if name not in users:
-                users[name] = self._admin("POST", "/users", user={
-                    "name": account.username, "domain_id": "default",
-                    "password": account.password,
-                    "default_project_id": projects[account.project]})["user"]["id"]
+                users[name] = self._admin(
+                    "POST",
+                    "/users",
+                    user={
+                        "name": account.username,
+                        "domain_id": "default",
+                        "password": account.password,
+                        "default_project_id": projects[account.project],
+                    },
+                )["user"]["id"]
             for role in account.roles:  # PUT: idempotent
-                self._admin("PUT", f"/projects/{projects[account.project]}/users/"
-                                   f"{users[name]}/roles/{roles[role]}")
+                self._admin(
+                    "PUT",
+                    f"/projects/{projects[account.project]}/users/"
+                    f"{users[name]}/roles/{roles[role]}",
+                )
         self._project_ids, self._user_ids = projects, users
         self._set_endpoints(self._service("identity", "keystone", "Identity"), self.auth_url)
         self.set_image_endpoint(image_url)
@@ -391,9 +489,16 @@ class Keystone:
         services = self._admin("GET", f"/services?type={service_type}")["services"]
         if services:
             return services[0]["id"]
-        return self._admin("POST", "/services", service={
-            "name": name, "type": service_type, "enabled": True,
-            "description": description})["service"]["id"]
+        return self._admin(
+            "POST",
+            "/services",
+            service={
+                "name": name,
+                "type": service_type,
+                "enabled": True,
+                "description": description,
+            },
+        )["service"]["id"]
 
     def _set_endpoints(self, service_id: str, url: str) -> None:
         endpoints = self._admin("GET", f"/endpoints?service_id={service_id}")["endpoints"]
@@ -402,12 +507,23 @@ class Keystone:
             for extra in mine[1:]:
                 self._admin("DELETE", f"/endpoints/{extra['id']}")
             if not mine:
-                self._admin("POST", "/endpoints", endpoint={
-                    "service_id": service_id, "interface": interface, "url": url,
-                    "region_id": REGION, "enabled": True})
+                self._admin(
+                    "POST",
+                    "/endpoints",
+                    endpoint={
+                        "service_id": service_id,
+                        "interface": interface,
+                        "url": url,
+                        "region_id": REGION,
+                        "enabled": True,
+                    },
+                )
             elif mine[0]["url"] != url or mine[0]["region_id"] != REGION:
-                self._admin("PATCH", f"/endpoints/{mine[0]['id']}", endpoint={
-                    "url": url, "region_id": REGION})
+                self._admin(
+                    "PATCH",
+                    f"/endpoints/{mine[0]['id']}",
+                    endpoint={"url": url, "region_id": REGION},
+                )
 
     def set_image_endpoint(self, url: str) -> None:
         """Register (or re-point) the ``image`` service's public/internal/admin endpoints."""

@@ -76,9 +76,14 @@ def write_config(path: Path, **sections: dict) -> Path:
 class Stack:
     """``tessera-run --config-file ...`` as a child process."""
 
-    def __init__(self, workdir: Path, transport_url: str | None = None,
-                 database_url: str | None = None, sections: dict | None = None,
-                 **extra_default):
+    def __init__(
+        self,
+        workdir: Path,
+        transport_url: str | None = None,
+        database_url: str | None = None,
+        sections: dict | None = None,
+        **extra_default,
+    ):
         """Without a ``transport_url`` the stack gets a RabbitMQ vhost of its own, removed
         by ``cleanup`` (two stacks on one vhost would share the work of one queue)."""
         self.workdir = workdir
@@ -89,9 +94,16 @@ class Stack:
         sections = dict(sections or {})
         self.config = write_config(
             workdir / "tessera.conf",
-            DEFAULT={"transport_url": transport_url, "data_dir": workdir / "data",
-                     "bind_port": self.port, "workers": 1, "threads": 8, "rpc_timeout": 10,
-                     **extra_default, **sections.pop("DEFAULT", {})},
+            DEFAULT={
+                "transport_url": transport_url,
+                "data_dir": workdir / "data",
+                "bind_port": self.port,
+                "workers": 1,
+                "threads": 8,
+                "rpc_timeout": 10,
+                **extra_default,
+                **sections.pop("DEFAULT", {}),
+            },
             database={"connection": database_url},
             **sections,
         )
@@ -111,8 +123,10 @@ class Stack:
 
         client = RpcClient(amqp_uri(load_config(["--config-file", str(self.config)])), 5)
         try:
-            return all(client.call(name, "health", RequestContext())["status"] == "ok"
-                       for name in ("registry", "store"))
+            return all(
+                client.call(name, "health", RequestContext())["status"] == "ok"
+                for name in ("registry", "store")
+            )
         except ServiceUnavailable:
             return False
         finally:
@@ -123,15 +137,21 @@ class Stack:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "services.stack", "--config-file", str(self.config)],
-                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tessera-run exited: {self.log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200 \
-                        and self._services_answer():
+                if (
+                    requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200
+                    and self._services_answer()
+                ):
                     return self
             except requests.RequestException:
                 pass
@@ -147,8 +167,11 @@ class Stack:
         """One more replica of a service (e.g. a second store), beside tessera-run."""
         with open(self.workdir / f"{name}-{len(self.extra)}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "services.launch", name, "--config-file",
-                 str(self.config)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "services.launch", name, "--config-file", str(self.config)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.extra.append(proc)
         return proc
 

@@ -84,6 +84,7 @@ class SwiftNotInstallable(SwiftStartError):
 
 # ---------------------------------------------------------------------------- helpers
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((BIND_IP, 0))
@@ -127,11 +128,18 @@ def _data_parent() -> Path:
 
 def _run(cmd: list[str], log: Path, timeout: float) -> None:
     with open(log, "ab") as out:
-        subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                       check=True, timeout=timeout)
+        subprocess.run(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=True,
+            timeout=timeout,
+        )
 
 
 # ------------------------------------------------------------------------- the venv
+
 
 def ensure_venv(venv: Path = VENV) -> Path:
     """The venv with Swift, built once per machine (under a lock: pytest sessions may run
@@ -150,24 +158,36 @@ def ensure_venv(venv: Path = VENV) -> Path:
         log = Path(tempfile.gettempdir()) / f"{venv.name}-install.log"
         log.unlink(missing_ok=True)
         python = venv / "bin" / "python"
-        pip_args = ["install", "--disable-pip-version-check", "--no-input", "--prefer-binary",
-                    *SWIFT_REQUIREMENTS]
+        pip_args = [
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--prefer-binary",
+            *SWIFT_REQUIREMENTS,
+        ]
         try:
             if _have_pip():
                 # No pip inside the new venv: this interpreter's pip installs into it
                 # (pip >= 22.3), which skips bootstrapping pip there.
                 _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], log, 120)
-                _run([sys.executable, "-m", "pip", "--python", str(python), *pip_args],
-                     log, 900)
+                _run([sys.executable, "-m", "pip", "--python", str(python), *pip_args], log, 900)
             else:
                 _run([sys.executable, "-m", "venv", str(venv)], log, 300)
                 _run([str(python), "-m", "pip", *pip_args], log, 900)
-            _run([str(python), "-c", "import swift.proxy.server, swift.obj.server, "
-                  "swift.common.ring"], log, 120)
+            _run(
+                [
+                    str(python),
+                    "-c",
+                    "import swift.proxy.server, swift.obj.server, swift.common.ring",
+                ],
+                log,
+                120,
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             shutil.rmtree(venv, ignore_errors=True)
-            raise SwiftNotInstallable(f"could not install Swift into {venv}: {exc}\n"
-                                      f"{_tail(log)}") from exc
+            raise SwiftNotInstallable(
+                f"could not install Swift into {venv}: {exc}\n{_tail(log)}"
+            ) from exc
         marker.write_text(wanted)
         log.unlink(missing_ok=True)
     return venv
@@ -175,8 +195,13 @@ def ensure_venv(venv: Path = VENV) -> Path:
 
 def _have_pip() -> bool:
     try:
-        out = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
-                             text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         major, minor = (int(x) for x in out.split()[1].split(".")[:2])
     except (subprocess.SubprocessError, OSError, ValueError, IndexError):
         return False
@@ -184,6 +209,7 @@ def _have_pip() -> bool:
 
 
 # -------------------------------------------------------------------------- memcached
+
 
 def find_memcached(policy: str) -> str | None:
     """memcached's path: optional (``auto``), required (``yes``) or unused (``no``).
@@ -201,8 +227,7 @@ def find_memcached(policy: str) -> str | None:
     error = ""
     for cmd in (install, [*apt, "update"], install):  # fresh images have no package lists
         try:
-            done = subprocess.run(cmd, capture_output=True, env=env, timeout=600,
-                                  check=True)
+            done = subprocess.run(cmd, capture_output=True, env=env, timeout=600, check=True)
         except subprocess.CalledProcessError as exc:
             error = exc.stderr.decode(errors="replace")[-2000:]
             continue
@@ -219,6 +244,7 @@ def find_memcached(policy: str) -> str | None:
 
 # ----------------------------------------------------------------------------- Swift
 
+
 class SwiftAIO:
     """One all-in-one Swift; ``start()`` is idempotent, ``stop()`` removes its data."""
 
@@ -228,8 +254,7 @@ class SwiftAIO:
 
     _shared: SwiftAIO | None = None
 
-    def __init__(self, venv: Path = VENV, memcached: str | None = None,
-                 wait_seconds: float = 60):
+    def __init__(self, venv: Path = VENV, memcached: str | None = None, wait_seconds: float = 60):
         self.venv = Path(venv)
         self.memcached_policy = memcached or os.environ.get("TESSERA_SWIFT_MEMCACHED", "auto")
         self.wait_seconds = wait_seconds
@@ -327,27 +352,62 @@ class SwiftAIO:
         for d in (etc, logs, devices / "d1", self.data / "cache"):
             d.mkdir(parents=True)
         if not _has_user_xattrs(devices / "d1"):
-            raise SwiftStartError(f"{devices} has no user xattrs, which Swift needs: set "
-                                  "TESSERA_SWIFT_DATA_PARENT to a directory on ext4, xfs, "
-                                  "btrfs or tmpfs (Linux >= 6.6)")
+            raise SwiftStartError(
+                f"{devices} has no user xattrs, which Swift needs: set "
+                "TESSERA_SWIFT_DATA_PARENT to a directory on ext4, xfs, "
+                "btrfs or tmpfs (Linux >= 6.6)"
+            )
         names = [*SERVERS, *(["memcached"] if memcached else [])]
         self.ports = {name: _free_port() for name in names}
         self._write_configs(etc, devices, memcached is not None)
         try:
-            _run([str(self.venv / "bin" / "python"), "-c", _BUILD_RINGS, str(etc), BIND_IP,
-                  *(str(self.ports[s]) for s in ("account", "container", "object"))],
-                 logs / "rings.log", 120)
+            _run(
+                [
+                    str(self.venv / "bin" / "python"),
+                    "-c",
+                    _BUILD_RINGS,
+                    str(etc),
+                    BIND_IP,
+                    *(str(self.ports[s]) for s in ("account", "container", "object")),
+                ],
+                logs / "rings.log",
+                120,
+            )
         except (subprocess.SubprocessError, OSError) as exc:
-            raise SwiftStartError(f"building the rings failed: {exc}\n"
-                                  f"{_tail(logs / 'rings.log')}") from exc
+            raise SwiftStartError(
+                f"building the rings failed: {exc}\n{_tail(logs / 'rings.log')}"
+            ) from exc
         if memcached:
-            self._launch("memcached", logs, [memcached, "-l", BIND_IP, "-p",
-                                             str(self.ports["memcached"]), "-U", "0", "-m",
-                                             "64", "-c", "1024", "-u", getpass.getuser()])
+            self._launch(
+                "memcached",
+                logs,
+                [
+                    memcached,
+                    "-l",
+                    BIND_IP,
+                    "-p",
+                    str(self.ports["memcached"]),
+                    "-U",
+                    "0",
+                    "-m",
+                    "64",
+                    "-c",
+                    "1024",
+                    "-u",
+                    getpass.getuser(),
+                ],
+            )
         for server in SERVERS:
             # -v: log to stderr (our log file), not to syslog
-            self._launch(server, logs, [str(self.venv / "bin" / f"swift-{server}-server"),
-                                        str(etc / f"{server}-server.conf"), "-v"])
+            self._launch(
+                server,
+                logs,
+                [
+                    str(self.venv / "bin" / f"swift-{server}-server"),
+                    str(etc / f"{server}-server.conf"),
+                    "-v",
+                ],
+            )
         try:
             self._wait_until_up()
         except SwiftStartError as exc:
@@ -356,9 +416,13 @@ class SwiftAIO:
 
     def _launch(self, name: str, logs: Path, cmd: list[str]) -> None:
         with open(logs / f"{name}.log", "ab") as out:
-            self._procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL,
-                                                 start_new_session=True)
+            self._procs[name] = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def _wait_until_up(self) -> None:
         deadline = time.monotonic() + self.wait_seconds
@@ -375,17 +439,20 @@ class SwiftAIO:
                             del pending[server]
             if pending:
                 if time.monotonic() > deadline:
-                    raise SwiftStartError(f"no answer from {', '.join(pending)} "
-                                          f"in {self.wait_seconds:.0f} s")
+                    raise SwiftStartError(
+                        f"no answer from {', '.join(pending)} in {self.wait_seconds:.0f} s"
+                    )
                 time.sleep(0.05)
         # end to end: a tempauth token, then the account through the proxy
         try:
-            req = urllib.request.Request(self.auth_url, headers={"X-Auth-User": self.user,
-                                                                 "X-Auth-Key": self.key})
+            req = urllib.request.Request(
+                self.auth_url, headers={"X-Auth-User": self.user, "X-Auth-Key": self.key}
+            )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 token = resp.headers["X-Auth-Token"]
-            req = urllib.request.Request(self.storage_url, method="HEAD",
-                                         headers={"X-Auth-Token": token})
+            req = urllib.request.Request(
+                self.storage_url, method="HEAD", headers={"X-Auth-Token": token}
+            )
             with urllib.request.urlopen(req, timeout=10):
                 pass
         except (OSError, urllib.error.HTTPError) as exc:
@@ -396,10 +463,13 @@ class SwiftAIO:
         (etc / "swift.conf").write_text(
             f"[swift-hash]\nswift_hash_path_prefix = {prefix}\n"
             f"swift_hash_path_suffix = {suffix}\n\n"
-            "[storage-policy:0]\nname = Policy-0\ndefault = yes\n")
+            "[storage-policy:0]\nname = Policy-0\ndefault = yes\n"
+        )
         user = getpass.getuser()  # servers setuid() to it; 'swift' rarely exists
-        common = (f"[DEFAULT]\nbind_ip = {BIND_IP}\nworkers = 0\nuser = {user}\n"
-                  f"swift_dir = {etc}\nlog_level = INFO\n")
+        common = (
+            f"[DEFAULT]\nbind_ip = {BIND_IP}\nworkers = 0\nuser = {user}\n"
+            f"swift_dir = {etc}\nlog_level = INFO\n"
+        )
         for server in ("account", "container", "object"):
             (etc / f"{server}-server.conf").write_text(
                 f"{common}bind_port = {self.ports[server]}\ndevices = {devices}\n"
@@ -407,17 +477,30 @@ class SwiftAIO:
                 f"log_name = {server}-server\n\n"
                 f"[pipeline:main]\npipeline = healthcheck {server}-server\n\n"
                 f"[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n"
-                f"[app:{server}-server]\nuse = egg:swift#{server}\n")
+                f"[app:{server}-server]\nuse = egg:swift#{server}\n"
+            )
         cache = "cache " if with_memcached else ""
         fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         users = "".join(f"{k} = {v}\n" for k, v in TEMPAUTH_USERS.items())
-        filters = "".join(f"\n[filter:{name}]\nuse = egg:swift#{egg}\n" for name, egg in (
-            ("catch_errors", "catch_errors"), ("gatekeeper", "gatekeeper"),
-            ("healthcheck", "healthcheck"), ("proxy-logging", "proxy_logging"),
-            ("listing_formats", "listing_formats"), ("bulk", "bulk"), ("tempurl", "tempurl"),
-            ("copy", "copy"), ("container-quotas", "container_quotas"),
-            ("account-quotas", "account_quotas"), ("slo", "slo"), ("dlo", "dlo"),
-            ("versioned_writes", "versioned_writes"), ("symlink", "symlink")))
+        filters = "".join(
+            f"\n[filter:{name}]\nuse = egg:swift#{egg}\n"
+            for name, egg in (
+                ("catch_errors", "catch_errors"),
+                ("gatekeeper", "gatekeeper"),
+                ("healthcheck", "healthcheck"),
+                ("proxy-logging", "proxy_logging"),
+                ("listing_formats", "listing_formats"),
+                ("bulk", "bulk"),
+                ("tempurl", "tempurl"),
+                ("copy", "copy"),
+                ("container-quotas", "container_quotas"),
+                ("account-quotas", "account_quotas"),
+                ("slo", "slo"),
+                ("dlo", "dlo"),
+                ("versioned_writes", "versioned_writes"),
+                ("symlink", "symlink"),
+            )
+        )
         (etc / "proxy-server.conf").write_text(
             f"{common}bind_port = {self.ports['proxy']}\nlog_name = proxy-server\n\n"
             "[pipeline:main]\n"
@@ -436,7 +519,8 @@ class SwiftAIO:
             f"fernet_key_k1 = {fernet_key}\nactive_fernet_key_id = k1\n\n"
             "[filter:cache]\nuse = egg:swift#memcache\n"
             f"memcache_servers = {BIND_IP}:{self.ports.get('memcached', 11211)}\n"
-            f"{filters}")
+            f"{filters}"
+        )
 
 
 # Runs in the Swift venv: the three rings (part power 8, 1 replica, 1 device) in one

@@ -26,12 +26,14 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.json.compact = True
     app.url_map.strict_slashes = False
     schema = image_schema(conf)
-    app.extensions.update({
-        "tessera.conf": conf,
-        "tessera.rpc": rpc_client or RpcClient(amqp_uri(conf), timeout=conf.rpc_timeout),
-        "tessera.image_schema": schema,
-        "tessera.image_validator": SchemaValidator(schema),
-    })
+    app.extensions.update(
+        {
+            "tessera.conf": conf,
+            "tessera.rpc": rpc_client or RpcClient(amqp_uri(conf), timeout=conf.rpc_timeout),
+            "tessera.image_schema": schema,
+            "tessera.image_validator": SchemaValidator(schema),
+        }
+    )
     flavor = (conf.paste_deploy.flavor or "").strip().lower()
 
     @app.before_request
@@ -56,5 +58,6 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.register_blueprint(members.bp)
     if flavor == "keystone":
         from services.api.keystone import wrap_with_auth_token
+
         app.wsgi_app = wrap_with_auth_token(app.wsgi_app, conf)
     return app

@@ -47,5 +47,10 @@ def context_from_request(request: Request, flavor: str, request_id: str) -> Requ
         project, roles = DEV_PROJECT, _with_implied((ADMIN_ROLE,))
     else:
         roles = _with_implied(roles)
-    return RequestContext(project_id=project, user_id=user, roles=roles,
-                          is_admin=ADMIN_ROLE in roles, request_id=request_id)
+    return RequestContext(
+        project_id=project,
+        user_id=user,
+        roles=roles,
+        is_admin=ADMIN_ROLE in roles,
+        request_id=request_id,
+    )

@@ -20,8 +20,12 @@ def block_reader(environ: dict, fallback: Callable[[int], bytes]) -> Callable[[i
     """A ``read(max_bytes)`` for the request body, returning b"" at its end."""
     body = environ.get("wsgi.input")
     reader = getattr(body, "reader", None)
-    if Body is None or not isinstance(body, Body) or not isinstance(reader, LengthReader) \
-            or body.buf.tell():
+    if (
+        Body is None
+        or not isinstance(body, Body)
+        or not isinstance(reader, LengthReader)
+        or body.buf.tell()
+    ):
         return fallback
 
     def read(max_bytes: int) -> bytes:

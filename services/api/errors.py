@@ -16,11 +16,23 @@ from services.common import errors
 
 log = logging.getLogger(__name__)
 
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict", 410: "Gone",
-          411: "Length Required", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
-          416: "Requested Range Not Satisfiable", 500: "Internal Server Error",
-          501: "Not Implemented", 503: "Service Unavailable"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 def error_response(code: int, message: str, headers: dict | None = None):
@@ -63,6 +75,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (errors.ServiceUnavailable, 503),
 ]
 
+
 def status_for(exc: errors.TesseraError) -> int:
     for cls, code in STATUS_BY_ERROR:
         if isinstance(exc, cls):
@@ -73,8 +86,9 @@ def status_for(exc: errors.TesseraError) -> int:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UnsupportedMediaType)
     def _unsupported(exc: UnsupportedMediaType):
-        return error_response(415, exc.message, {"Accept-Patch": exc.accepted}
-                              if exc.accepted else None)
+        return error_response(
+            415, exc.message, {"Accept-Patch": exc.accepted} if exc.accepted else None
+        )
 
     @app.errorhandler(RangeNotSatisfiable)
     def _range(exc: RangeNotSatisfiable):
@@ -86,18 +100,23 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        headers = {"Allow": exc.valid_methods and ", ".join(exc.valid_methods)} \
-            if getattr(exc, "valid_methods", None) else None
+        headers = (
+            {"Allow": exc.valid_methods and ", ".join(exc.valid_methods)}
+            if getattr(exc, "valid_methods", None)
+            else None
+        )
         return error_response(exc.code or 500, exc.description or exc.name, headers)
 
     @app.errorhandler(RemoteServiceError)
     def _remote(exc: RemoteServiceError):
         log.error("%s", exc)
-        return error_response(500, "The image service failed to complete the request; "
-                                   "the error has been logged.")
+        return error_response(
+            500, "The image service failed to complete the request; the error has been logged."
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unexpected error")
-        return error_response(500, "The image service failed to complete the request; "
-                                   "the error has been logged.")
+        return error_response(
+            500, "The image service failed to complete the request; the error has been logged."
+        )

@@ -18,8 +18,7 @@ def conf():
 
 def call(service: str, method: str, *args, **kwargs):
     """One RPC to ``service.method`` on behalf of the caller."""
-    return current_app.extensions["tessera.rpc"].call(service, method, g.context, *args,
-                                                       **kwargs)
+    return current_app.extensions["tessera.rpc"].call(service, method, g.context, *args, **kwargs)
 
 
 def json_body():

@@ -31,13 +31,15 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 def _connect(url: str) -> tuple[http.client.HTTPConnection, str]:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=DATA_TIMEOUT,
-                                      blocksize=BLOCK)
+    conn = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=DATA_TIMEOUT, blocksize=BLOCK
+    )
     try:
         conn.connect()
     except OSError:
-        raise ServiceUnavailable("The store replica's data port could not be reached; "
-                                 "try again later.") from None
+        raise ServiceUnavailable(
+            "The store replica's data port could not be reached; try again later."
+        ) from None
     return conn, parts.path
 
 
@@ -86,8 +88,10 @@ def _relay_body(conn: http.client.HTTPConnection, size: int | None) -> int:
 @bp.put("/v2/images/<image_id>/file")
 def upload(image_id):
     if request.mimetype != "application/octet-stream":
-        raise UnsupportedMediaType(f"Unsupported Content-Type {request.mimetype or '(none)'}; "
-                                   f"image data must be application/octet-stream.")
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {request.mimetype or '(none)'}; "
+            f"image data must be application/octet-stream."
+        )
     size = _declared_size()
     session = call("store", "open_upload", image_id, size)
     conn, path = _connect(session["url"])
@@ -106,15 +110,16 @@ def upload(image_id):
             sent = None  # the store stopped reading early; its answer says why
         if sent is not None and size is not None and sent != size:
             # the client went away early: closing the hop makes the store give up
-            raise SizeMismatch(f"The upload ended after {sent} of the declared {size} "
-                               f"bytes.")
+            raise SizeMismatch(f"The upload ended after {sent} of the declared {size} bytes.")
         resp = conn.getresponse()
         if resp.status != 204:
             _raise_store_error(resp)
     except OSError:
         # the store went away mid-transfer; it gives the upload up (lease) by itself
-        raise ServiceUnavailable("The store replica receiving the image data went away; "
-                                 "the image is queued again, retry the upload.") from None
+        raise ServiceUnavailable(
+            "The store replica receiving the image data went away; "
+            "the image is queued again, retry the upload."
+        ) from None
     finally:
         conn.close()
     return "", 204
@@ -142,10 +147,14 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
 def download(image_id):
     image = call("registry", "get_image", image_id, "download_image")
     if image["status"] == "deactivated" and not g.context.is_admin:
-        raise Forbidden("The requested image has been deactivated. Image data download is "
-                        "forbidden.")
-    if image["status"] not in ("active", "deactivated") or not image["locations"] \
-            or image["size"] is None:
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden."
+        )
+    if (
+        image["status"] not in ("active", "deactivated")
+        or not image["locations"]
+        or image["size"] is None
+    ):
         return "", 204
     size = image["size"]
     offset, length, status = 0, size, 200
@@ -153,16 +162,22 @@ def download(image_id):
     if range_header:
         offset, length = _parse_range(range_header, size)
         status = 206
-    session = call("store", "open_download", image["locations"][0]["url"], offset,
-                   length if status == 206 else None)
+    session = call(
+        "store",
+        "open_download",
+        image["locations"][0]["url"],
+        offset,
+        length if status == 206 else None,
+    )
     conn, path = _connect(session["url"])
     try:
         conn.request("GET", path, headers={"X-Openstack-Request-Id": g.request_id})
         resp = conn.getresponse()
     except OSError:
         conn.close()
-        raise ServiceUnavailable("The store replica holding the image data could not be "
-                                 "reached; try again later.") from None
+        raise ServiceUnavailable(
+            "The store replica holding the image data could not be reached; try again later."
+        ) from None
     if resp.status != 200:
         try:
             _raise_store_error(resp)

@@ -15,8 +15,18 @@ from services.common.errors import BadRequest, Forbidden
 bp = Blueprint("images", __name__)
 
 # Settable image attributes (everything else in a create body is an extra property).
-CREATE_ATTRIBUTES = ("id", "name", "visibility", "protected", "os_hidden", "min_ram",
-                     "min_disk", "owner", "disk_format", "container_format")
+CREATE_ATTRIBUTES = (
+    "id",
+    "name",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "disk_format",
+    "container_format",
+)
 NOT_SETTABLE_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
 
 
@@ -64,8 +74,7 @@ def list_images():
         "schema": "/v2/schemas/images",
     }
     if result["more"] and result["images"]:
-        body["next"] = "/v2/images?" + urlencode(
-            params + [("marker", result["images"][-1]["id"])])
+        body["next"] = "/v2/images?" + urlencode(params + [("marker", result["images"][-1]["id"])])
     return jsonify(body)
 
 
@@ -80,8 +89,7 @@ def update_image(image_id):
     for change in changes:
         if change["path"][0] == "locations" and change["op"] == "add":
             if not conf().show_multiple_locations:
-                raise Forbidden("It's not allowed to add locations if locations are "
-                                "invisible.")
+                raise Forbidden("It's not allowed to add locations if locations are invisible.")
             change["size"] = call("store", "location_size", change["value"]["url"])
     record = call("registry", "update_image", image_id, changes)
     return jsonify(image_view(record, conf()))

@@ -10,16 +10,36 @@ from werkzeug.datastructures import MultiDict
 
 from services.common.errors import BadRequest
 
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id",
-             "created_at", "updated_at")
+SORT_KEYS = (
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+)
 VISIBILITIES = ("community", "public", "private", "shared", "all")
 MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
 OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
 IN_FIELDS = ("id", "name", "status", "container_format", "disk_format")
 EXACT_FIELDS = ("owner",)
 TIME_FIELDS = ("created_at", "updated_at")
-NOT_FILTERS = ("limit", "marker", "sort", "sort_key", "sort_dir", "member_status", "tag",
-               "visibility", "os_hidden", "size_min", "size_max", "protected")
+NOT_FILTERS = (
+    "limit",
+    "marker",
+    "sort",
+    "sort_key",
+    "sort_dir",
+    "member_status",
+    "tag",
+    "visibility",
+    "os_hidden",
+    "size_min",
+    "size_max",
+    "protected",
+)
 
 
 def _single(params: MultiDict, key: str) -> str | None:
@@ -45,8 +65,9 @@ def _sort(params: MultiDict) -> list[list[str]]:
     def key(k: str) -> str:
         k = k.strip()
         if k not in SORT_KEYS:
-            raise BadRequest(f"Invalid sort key: {k}. It must be one of the following: "
-                             f"{', '.join(SORT_KEYS)}.")
+            raise BadRequest(
+                f"Invalid sort key: {k}. It must be one of the following: {', '.join(SORT_KEYS)}."
+            )
         return k
 
     def direction(d: str) -> str:
@@ -85,8 +106,9 @@ def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise BadRequest(f"Invalid value '{raw}' for the '{name}' filter: it must be an "
-                         f"integer.") from None
+        raise BadRequest(
+            f"Invalid value '{raw}' for the '{name}' filter: it must be an integer."
+        ) from None
 
 
 def _in_values(raw: str) -> list[str]:
@@ -104,8 +126,10 @@ def _check_time(name: str, raw: str) -> str:
     try:
         datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"Unable to filter on '{name}': '{raw}' is not an ISO 8601 time, "
-                         f"e.g. 2026-01-31T12:00:00Z.") from None
+        raise BadRequest(
+            f"Unable to filter on '{name}': '{raw}' is not an ISO 8601 time, "
+            f"e.g. 2026-01-31T12:00:00Z."
+        ) from None
     return raw
 
 
@@ -114,9 +138,11 @@ def _field_filter(name: str, raw: str) -> dict:
     if name in TIME_FIELDS:
         op, sep, value = raw.partition(":")
         if not sep or op not in OPERATORS:
-            raise BadRequest(f"Unable to filter on '{name}' with '{raw}': use one of the "
-                             f"operators {', '.join(OPERATORS)}, e.g. "
-                             f"{name}=gte:2026-01-31T12:00:00Z.")
+            raise BadRequest(
+                f"Unable to filter on '{name}' with '{raw}': use one of the "
+                f"operators {', '.join(OPERATORS)}, e.g. "
+                f"{name}=gte:2026-01-31T12:00:00Z."
+            )
         return {"field": name, "op": op, "value": _check_time(name, value)}
     if raw.startswith("in:"):
         return {"field": name, "op": "in", "value": _in_values(raw[3:])}
@@ -160,8 +186,11 @@ def parse_list_query(args: MultiDict, conf) -> dict:
             continue
         raw = _single(params, name)
         if name in IN_FIELDS or name in TIME_FIELDS or name in EXACT_FIELDS:
-            filters.append(_field_filter(name, raw) if name not in EXACT_FIELDS
-                           else {"field": name, "op": "eq", "value": raw})
+            filters.append(
+                _field_filter(name, raw)
+                if name not in EXACT_FIELDS
+                else {"field": name, "op": "eq", "value": raw}
+            )
         else:
             query["properties"][name] = raw
     return query

@@ -22,8 +22,9 @@ def _field(name: str) -> str:
 
 @bp.get("/v2/images/<image_id>/members")
 def list_members(image_id):
-    return jsonify({"members": call("registry", "list_members", image_id),
-                    "schema": "/v2/schemas/members"})
+    return jsonify(
+        {"members": call("registry", "list_members", image_id), "schema": "/v2/schemas/members"}
+    )
 
 
 @bp.post("/v2/images/<image_id>/members")

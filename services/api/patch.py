@@ -19,9 +19,22 @@ MEDIA_TYPES = {
     "application/openstack-images-v2.1-json-patch": 10,
 }
 OPERATIONS = ("add", "remove", "replace")
-READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_size",
-             "direct_url", "self", "file", "schema", "id", "os_hash_algo", "os_hash_value",
-             "stores")
+READ_ONLY = (
+    "created_at",
+    "updated_at",
+    "status",
+    "checksum",
+    "size",
+    "virtual_size",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+    "id",
+    "os_hash_algo",
+    "os_hash_value",
+    "stores",
+)
 RESERVED = ("location", "deleted", "deleted_at")
 RESERVED_PREFIX = "os_glance"
 PATH_DEPTH = {"locations": {"add": 2, "remove": 2, "replace": 1}}
@@ -39,18 +52,23 @@ def _operation(raw: dict, draft: int) -> tuple[str, str]:
     if draft == 10:
         op = raw.get("op")
         if op is None:
-            raise BadRequest(f"Unable to find `op` in JSON Schema change. It must be one of "
-                             f"the following: {', '.join(OPERATIONS)}.")
+            raise BadRequest(
+                f"Unable to find `op` in JSON Schema change. It must be one of "
+                f"the following: {', '.join(OPERATIONS)}."
+            )
         if op not in OPERATIONS:
-            raise BadRequest(f"Invalid operation: `{op}`. It must be one of the following: "
-                             f"{', '.join(OPERATIONS)}.")
+            raise BadRequest(
+                f"Invalid operation: `{op}`. It must be one of the following: "
+                f"{', '.join(OPERATIONS)}."
+            )
         if "path" not in raw:
             raise BadRequest("Unable to find 'path' in JSON Schema change")
         return op, raw["path"]
     present = [k for k in OPERATIONS if k in raw]
     if len(present) != 1:
-        raise BadRequest('Operation objects must contain exactly one member named "add", '
-                         '"remove", or "replace".')
+        raise BadRequest(
+            'Operation objects must contain exactly one member named "add", "remove", or "replace".'
+        )
     return present[0], raw[present[0]]
 
 
@@ -66,10 +84,13 @@ def _decode_pointer(pointer) -> list[str]:
     if pointer == "/":
         raise BadRequest(f"Pointer `{pointer}` does not contains valid token.")
     if re.search("~[^01]", pointer) or pointer.endswith("~"):
-        raise BadRequest(f'Pointer `{pointer}` contains "~" not part of a recognized escape '
-                         f'sequence.')
-    return [part.replace("~1", "/").replace("~0", "~").strip()
-            for part in pointer.lstrip("/").split("/")]
+        raise BadRequest(
+            f'Pointer `{pointer}` contains "~" not part of a recognized escape sequence.'
+        )
+    return [
+        part.replace("~1", "/").replace("~0", "~").strip()
+        for part in pointer.lstrip("/").split("/")
+    ]
 
 
 def parse_changes(content_type: str, load_body, validator: SchemaValidator) -> list[dict]:
@@ -77,9 +98,11 @@ def parse_changes(content_type: str, load_body, validator: SchemaValidator) -> l
     type is known to be a JSON-patch one."""
     draft = MEDIA_TYPES.get(content_type)
     if draft is None:
-        raise UnsupportedMediaType(f"Unsupported Content-Type {content_type or '(none)'}; "
-                                   f"use one of {', '.join(sorted(MEDIA_TYPES))}.",
-                                   accepted=", ".join(sorted(MEDIA_TYPES)))
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {content_type or '(none)'}; "
+            f"use one of {', '.join(sorted(MEDIA_TYPES))}.",
+            accepted=", ".join(sorted(MEDIA_TYPES)),
+        )
     body = load_body()
     if not isinstance(body, list):
         raise BadRequest("Request body must be a JSON array of operation objects.")

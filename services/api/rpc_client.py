@@ -43,17 +43,21 @@ class NotSent(Exception):
 def _connection_params(amqp_uri: str) -> dict:
     url = urlparse(amqp_uri.split(";")[0])
     vhost = unquote(url.path[1:]) if len(url.path) > 1 else "/"
-    return {"host": f"{url.hostname or '127.0.0.1'}:{url.port or 5672}",
-            "userid": unquote(url.username or "guest"),
-            "password": unquote(url.password or "guest"), "virtual_host": vhost}
+    return {
+        "host": f"{url.hostname or '127.0.0.1'}:{url.port or 5672}",
+        "userid": unquote(url.username or "guest"),
+        "password": unquote(url.password or "guest"),
+        "virtual_host": vhost,
+    }
 
 
 class RpcConnection:
     """One AMQP connection with its own reply queue."""
 
     def __init__(self, amqp_uri: str, connect_timeout: float = 5.0):
-        self.connection = amqp.Connection(connect_timeout=connect_timeout,
-                                          **_connection_params(amqp_uri))
+        self.connection = amqp.Connection(
+            connect_timeout=connect_timeout, **_connection_params(amqp_uri)
+        )
         self.connection.connect()
         self.channel = self.connection.channel()
         self.reply_key = str(uuid.uuid4())
@@ -75,20 +79,32 @@ class RpcConnection:
         if message.properties.get("correlation_id") == self._waiting_for:
             self._returned = True
 
-    def call(self, service: str, method: str, ctx: RequestContext, args: tuple,
-             kwargs: dict, timeout: float):
+    def call(
+        self,
+        service: str,
+        method: str,
+        ctx: RequestContext,
+        args: tuple,
+        kwargs: dict,
+        timeout: float,
+    ):
         correlation_id = str(uuid.uuid4())
         self._waiting_for, self._reply, self._returned = correlation_id, None, False
         headers = {f"nameko.{k}": v for k, v in ctx.to_headers().items()}
         headers["nameko.call_id_stack"] = [f"api.{method}.{correlation_id}"]
         message = amqp.Message(
             json.dumps({"args": list(args), "kwargs": kwargs}),
-            content_type="application/json", content_encoding="utf-8",
-            delivery_mode=1, reply_to=self.reply_key, correlation_id=correlation_id,
-            application_headers=headers)
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=1,
+            reply_to=self.reply_key,
+            correlation_id=correlation_id,
+            application_headers=headers,
+        )
         try:
-            self.channel.basic_publish(message, exchange=RPC_EXCHANGE,
-                                       routing_key=f"{service}.{method}", mandatory=True)
+            self.channel.basic_publish(
+                message, exchange=RPC_EXCHANGE, routing_key=f"{service}.{method}", mandatory=True
+            )
         except CONNECTION_ERRORS as exc:
             raise NotSent(str(exc)) from exc
         deadline = time.monotonic() + timeout
@@ -124,8 +140,9 @@ class RpcClient:
                 return RpcConnection(self.amqp_uri)
             except CONNECTION_ERRORS as exc:
                 log.error("cannot connect to the message broker: %s", exc)
-                raise ServiceUnavailable("The image service cannot reach its message "
-                                         "broker; try again later.") from None
+                raise ServiceUnavailable(
+                    "The image service cannot reach its message broker; try again later."
+                ) from None
 
     def _checkin(self, conn: RpcConnection) -> None:
         try:
@@ -142,8 +159,9 @@ class RpcClient:
             except TimeoutError:
                 conn.close()
                 log.error("%s.%s did not answer within %ss", service, method, self.timeout)
-                raise ServiceUnavailable(f"The {service} service did not answer in time; "
-                                         f"try again later.") from None
+                raise ServiceUnavailable(
+                    f"The {service} service did not answer in time; try again later."
+                ) from None
             except ServiceUnavailable:
                 self._checkin(conn)
                 raise
@@ -152,22 +170,26 @@ class RpcClient:
                 if attempt == 1:  # a pooled connection the broker dropped: retry once
                     log.warning("broker connection lost (%s); reconnecting", exc)
                     continue
-                raise ServiceUnavailable("The image service lost its message broker; "
-                                         "try again later.") from None
+                raise ServiceUnavailable(
+                    "The image service lost its message broker; try again later."
+                ) from None
             except CONNECTION_ERRORS:
                 conn.close()
-                raise ServiceUnavailable("The image service lost its message broker "
-                                         "during the call; try again later.") from None
+                raise ServiceUnavailable(
+                    "The image service lost its message broker during the call; try again later."
+                ) from None
             self._checkin(conn)
             break
         error = reply.get("error")
         if error:
-            typed: TesseraError | None = from_remote(error.get("exc_type", ""),
-                                                     error.get("value", ""))
+            typed: TesseraError | None = from_remote(
+                error.get("exc_type", ""), error.get("value", "")
+            )
             if typed is not None:
                 raise typed
-            raise RemoteServiceError(f"{service}.{method} failed: {error.get('exc_type')}: "
-                                     f"{error.get('value')}")
+            raise RemoteServiceError(
+                f"{service}.{method} failed: {error.get('exc_type')}: {error.get('value')}"
+            )
         return reply["result"]
 
     def close(self) -> None:

@@ -15,9 +15,12 @@ VERSIONS = [("2.17", "CURRENT")] + [(f"2.{n}", "SUPPORTED") for n in range(16, -
 
 def _versions_body() -> dict:
     root = request.host_url.rstrip("/")
-    return {"versions": [{"id": f"v{v}", "status": status,
-                          "links": [{"rel": "self", "href": f"{root}/v2/"}]}
-                         for v, status in VERSIONS]}
+    return {
+        "versions": [
+            {"id": f"v{v}", "status": status, "links": [{"rel": "self", "href": f"{root}/v2/"}]}
+            for v, status in VERSIONS
+        ]
+    }
 
 
 @bp.get("/")

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-ATTRIBUTES = ("name", "disk_format", "container_format", "visibility", "size", "virtual_size",
-              "status", "checksum", "protected", "min_ram", "min_disk", "owner", "os_hidden",
-              "os_hash_algo", "os_hash_value", "id", "created_at", "updated_at", "tags")
+ATTRIBUTES = (
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "size",
+    "virtual_size",
+    "status",
+    "checksum",
+    "protected",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "os_hidden",
+    "os_hash_algo",
+    "os_hash_value",
+    "id",
+    "created_at",
+    "updated_at",
+    "tags",
+)
 HIDDEN_PROPERTIES = ("os_glance_stage_host",)
 
 

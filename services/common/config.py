@@ -14,106 +14,180 @@ from pathlib import Path
 
 from oslo_config import cfg
 
-from services.store.backends.swift_options import swift_opts
+from services.store.backends.swift_config import swift_opts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
-DEFAULT_DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi",
-                        "iso", "ploop"]
+DEFAULT_DISK_FORMATS = [
+    "ami",
+    "ari",
+    "aki",
+    "vhd",
+    "vhdx",
+    "vmdk",
+    "raw",
+    "qcow2",
+    "vdi",
+    "iso",
+    "ploop",
+]
 DEFAULT_CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
 
 default_opts = [
-    cfg.StrOpt("transport_url", default="rabbit://guest:guest@127.0.0.1:5672/",
-               help="RabbitMQ broker for RPC and events (rabbit://user:pass@host:port/vhost)."),
-    cfg.StrOpt("data_dir", default=str(DEFAULT_DATA_DIR),
-               help="Base directory for the embedded defaults (SQLite file, file store, "
-                    "cache)."),
+    cfg.StrOpt(
+        "transport_url",
+        default="rabbit://guest:guest@127.0.0.1:5672/",
+        help="RabbitMQ broker for RPC and events (rabbit://user:pass@host:port/vhost).",
+    ),
+    cfg.StrOpt(
+        "data_dir",
+        default=str(DEFAULT_DATA_DIR),
+        help="Base directory for the embedded defaults (SQLite file, file store, cache).",
+    ),
     cfg.HostAddressOpt("bind_host", default="127.0.0.1", help="Address the API listens on."),
     cfg.PortOpt("bind_port", default=9292, help="Port the API listens on."),
     cfg.IntOpt("workers", default=2, min=1, help="API worker processes."),
     cfg.IntOpt("threads", default=16, min=1, help="Threads per API worker process."),
-    cfg.FloatOpt("rpc_timeout", default=30.0, min=0.1,
-                 help="Seconds the API waits for a service to answer an RPC before it "
-                      "returns 503."),
-    cfg.IntOpt("rpc_max_workers", default=20, min=1,
-               help="Concurrent RPC workers per service process (nameko max_workers)."),
-    cfg.IntOpt("limit_param_default", default=25, min=1,
-               help="Page size of image lists when the request gives no limit."),
+    cfg.FloatOpt(
+        "rpc_timeout",
+        default=30.0,
+        min=0.1,
+        help="Seconds the API waits for a service to answer an RPC before it returns 503.",
+    ),
+    cfg.IntOpt(
+        "rpc_max_workers",
+        default=20,
+        min=1,
+        help="Concurrent RPC workers per service process (nameko max_workers).",
+    ),
+    cfg.IntOpt(
+        "limit_param_default",
+        default=25,
+        min=1,
+        help="Page size of image lists when the request gives no limit.",
+    ),
     cfg.IntOpt("api_limit_max", default=1000, min=1, help="Largest page size a list returns."),
-    cfg.IntOpt("image_property_quota", default=128,
-               help="Most additional properties an image may have (negative: unlimited)."),
-    cfg.IntOpt("image_tag_quota", default=128,
-               help="Most tags an image may have (negative: unlimited)."),
-    cfg.IntOpt("image_member_quota", default=128,
-               help="Most members an image may have (negative: unlimited)."),
-    cfg.IntOpt("image_location_quota", default=10,
-               help="Most locations an image may have (negative: unlimited)."),
-    cfg.IntOpt("image_size_cap", default=1099511627776, min=1,
-               help="Largest image size in bytes a user may upload (default 1 TiB)."),
-    cfg.StrOpt("user_storage_quota", default="0",
-               help="Total image bytes one project may store, e.g. 500GB (0: unlimited)."),
-    cfg.BoolOpt("show_image_direct_url", default=False,
-                help="Show the image's direct_url (the store location) in image bodies."),
-    cfg.BoolOpt("show_multiple_locations", default=False,
-                help="Show the image's locations in image bodies and allow changing them."),
-    cfg.StrOpt("hashing_algorithm", default="sha512",
-               help="hashlib algorithm for os_hash_value."),
+    cfg.IntOpt(
+        "image_property_quota",
+        default=128,
+        help="Most additional properties an image may have (negative: unlimited).",
+    ),
+    cfg.IntOpt(
+        "image_tag_quota", default=128, help="Most tags an image may have (negative: unlimited)."
+    ),
+    cfg.IntOpt(
+        "image_member_quota",
+        default=128,
+        help="Most members an image may have (negative: unlimited).",
+    ),
+    cfg.IntOpt(
+        "image_location_quota",
+        default=10,
+        help="Most locations an image may have (negative: unlimited).",
+    ),
+    cfg.IntOpt(
+        "image_size_cap",
+        default=1099511627776,
+        min=1,
+        help="Largest image size in bytes a user may upload (default 1 TiB).",
+    ),
+    cfg.StrOpt(
+        "user_storage_quota",
+        default="0",
+        help="Total image bytes one project may store, e.g. 500GB (0: unlimited).",
+    ),
+    cfg.BoolOpt(
+        "show_image_direct_url",
+        default=False,
+        help="Show the image's direct_url (the store location) in image bodies.",
+    ),
+    cfg.BoolOpt(
+        "show_multiple_locations",
+        default=False,
+        help="Show the image's locations in image bodies and allow changing them.",
+    ),
+    cfg.StrOpt("hashing_algorithm", default="sha512", help="hashlib algorithm for os_hash_value."),
     cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
     cfg.StrOpt("log_file", help="Log to this file instead of standard error."),
 ]
 
 image_format_opts = [
-    cfg.ListOpt("disk_formats", default=DEFAULT_DISK_FORMATS,
-                help="Disk formats images may declare."),
-    cfg.ListOpt("container_formats", default=DEFAULT_CONTAINER_FORMATS,
-                help="Container formats images may declare."),
+    cfg.ListOpt(
+        "disk_formats", default=DEFAULT_DISK_FORMATS, help="Disk formats images may declare."
+    ),
+    cfg.ListOpt(
+        "container_formats",
+        default=DEFAULT_CONTAINER_FORMATS,
+        help="Container formats images may declare.",
+    ),
 ]
 
 database_opts = [
-    cfg.StrOpt("connection", secret=True,
-               help="SQLAlchemy URL of the metadata database; mysql:// means PyMySQL. "
-                    "Default: SQLite under data_dir."),
+    cfg.StrOpt(
+        "connection",
+        secret=True,
+        help="SQLAlchemy URL of the metadata database; mysql:// means PyMySQL. "
+        "Default: SQLite under data_dir.",
+    ),
     cfg.IntOpt("max_pool_size", default=25, help="Database connection pool size."),
     cfg.IntOpt("max_overflow", default=10, help="Connections over the pool size."),
-    cfg.IntOpt("connection_recycle_time", default=3600,
-               help="Seconds after which a pooled connection is replaced."),
+    cfg.IntOpt(
+        "connection_recycle_time",
+        default=3600,
+        help="Seconds after which a pooled connection is replaced.",
+    ),
 ]
 
 paste_deploy_opts = [
-    cfg.StrOpt("flavor", default="",
-               help="'keystone' for keystonemiddleware auth_token; empty for development "
-                    "auth (project, user and roles from X-Project-Id, X-User-Id, X-Roles)."),
+    cfg.StrOpt(
+        "flavor",
+        default="",
+        help="'keystone' for keystonemiddleware auth_token; empty for development "
+        "auth (project, user and roles from X-Project-Id, X-User-Id, X-Roles).",
+    ),
     cfg.StrOpt("config_file", help="Accepted for compatibility with Glance; unused."),
 ]
 
 store_opts = [
-    cfg.HostAddressOpt("data_bind_host", default="127.0.0.1",
-                       help="Address the store replica's data port listens on."),
-    cfg.PortOpt("data_bind_port", default=0,
-                help="The store replica's data port (0: any free port)."),
-    cfg.StrOpt("data_advertise_host",
-               help="Host name the API uses to reach this replica's data port "
-                    "(default: data_bind_host)."),
-    cfg.IntOpt("upload_lease_seconds", default=30, min=2,
-               help="An upload whose store replica has not renewed its lease for this "
-                    "long is given up: the image returns to queued, partial data is "
-                    "removed."),
+    cfg.HostAddressOpt(
+        "data_bind_host",
+        default="127.0.0.1",
+        help="Address the store replica's data port listens on.",
+    ),
+    cfg.PortOpt(
+        "data_bind_port", default=0, help="The store replica's data port (0: any free port)."
+    ),
+    cfg.StrOpt(
+        "data_advertise_host",
+        help="Host name the API uses to reach this replica's data port (default: data_bind_host).",
+    ),
+    cfg.IntOpt(
+        "upload_lease_seconds",
+        default=30,
+        min=2,
+        help="An upload whose store replica has not renewed its lease for this "
+        "long is given up: the image returns to queued, partial data is "
+        "removed.",
+    ),
 ]
 
 glance_store_opts = [
     cfg.ListOpt("stores", default=["file", "http"], help="Store backends to enable."),
     cfg.StrOpt("default_store", default="file", help="Store that receives uploads."),
-    cfg.StrOpt("filesystem_store_datadir",
-               help="Directory of the file store (default: data_dir/images)."),
+    cfg.StrOpt(
+        "filesystem_store_datadir", help="Directory of the file store (default: data_dir/images)."
+    ),
 ]
 
 image_cache_opts = [
     cfg.StrOpt("image_cache_dir", help="Image cache directory (default: data_dir/cache)."),
-    cfg.IntOpt("image_cache_max_size", default=10 * 1024 ** 3,
-               help="Bytes the cache is pruned to."),
-    cfg.IntOpt("image_cache_stall_time", default=86400,
-               help="Seconds after which an incomplete cache entry is removed."),
+    cfg.IntOpt("image_cache_max_size", default=10 * 1024**3, help="Bytes the cache is pruned to."),
+    cfg.IntOpt(
+        "image_cache_stall_time",
+        default=86400,
+        help="Seconds after which an incomplete cache entry is removed.",
+    ),
 ]
 
 
@@ -134,8 +208,13 @@ def build_config() -> cfg.ConfigOpts:
 def load_config(argv: list[str] | None = None, prog: str = "tessera") -> cfg.ConfigOpts:
     """Parse ``--config-file`` (and the environment) into a new ConfigOpts."""
     conf = build_config()
-    conf(args=argv if argv is not None else [], project="tessera", prog=prog,
-         default_config_files=[], default_config_dirs=[])
+    conf(
+        args=argv if argv is not None else [],
+        project="tessera",
+        prog=prog,
+        default_config_files=[],
+        default_config_dirs=[],
+    )
     return conf
 
 
@@ -147,7 +226,7 @@ def database_url(conf: cfg.ConfigOpts) -> str:
     """The SQLAlchemy URL; ``mysql://`` becomes ``mysql+pymysql://``."""
     url = conf.database.connection or f"sqlite:///{data_dir(conf) / 'tessera.sqlite'}"
     if url.startswith("mysql://"):
-        url = "mysql+pymysql://" + url[len("mysql://"):]
+        url = "mysql+pymysql://" + url[len("mysql://") :]
     return url
 
 
@@ -164,7 +243,7 @@ def amqp_uri(conf: cfg.ConfigOpts) -> str:
     url = conf.transport_url
     for prefix in ("rabbit://", "kombu://"):
         if url.startswith(prefix):
-            url = "amqp://" + url[len(prefix):]
+            url = "amqp://" + url[len(prefix) :]
     # A transport URL may list several hosts (rabbit://a:5672,b:5672/); kombu takes ';'.
     scheme, rest = url.split("://", 1)
     hosts, _, vhost = rest.partition("/")
@@ -187,5 +266,3 @@ def nameko_config(conf: cfg.ConfigOpts) -> dict:
         "serializer": "json",
         "TESSERA_CONF": conf,
     }
-
-

@@ -38,8 +38,7 @@ class ExpectedErrorFilter(logging.Filter):
 
 
 def setup_logging(conf, service: str) -> None:
-    handler = (logging.FileHandler(conf.log_file) if conf.log_file
-               else logging.StreamHandler())
+    handler = logging.FileHandler(conf.log_file) if conf.log_file else logging.StreamHandler()
     handler.setFormatter(logging.Formatter(FORMAT.replace("%(name)s", f"{service}:%(name)s")))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()

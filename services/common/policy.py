@@ -15,19 +15,23 @@ from services.common.errors import Forbidden
 PROJECT_MEMBER = "role:member and project_id:%(project_id)s"
 PROJECT_READER = "role:reader and project_id:%(project_id)s"
 IMAGE_MEMBER = "project_id:%(member_id)s"
-VISIBLE_TO_ALL = ("'community':%(visibility)s or 'public':%(visibility)s or "
-                  "'shared':%(visibility)s")
+VISIBLE_TO_ALL = "'community':%(visibility)s or 'public':%(visibility)s or 'shared':%(visibility)s"
 ADMIN = "rule:context_is_admin"
 ADMIN_OR_PROJECT_MEMBER = f"{ADMIN} or ({PROJECT_MEMBER})"
 ADMIN_OR_PROJECT_READER = f"{ADMIN} or ({PROJECT_READER})"
-ADMIN_OR_READER_GET_IMAGE = (f"{ADMIN} or (role:reader and (project_id:%(project_id)s or "
-                             f"{IMAGE_MEMBER} or {VISIBLE_TO_ALL}))")
-ADMIN_OR_MEMBER_DOWNLOAD_IMAGE = (f"{ADMIN} or (role:member and (project_id:%(project_id)s "
-                                  f"or {IMAGE_MEMBER} or {VISIBLE_TO_ALL}))")
+ADMIN_OR_READER_GET_IMAGE = (
+    f"{ADMIN} or (role:reader and (project_id:%(project_id)s or "
+    f"{IMAGE_MEMBER} or {VISIBLE_TO_ALL}))"
+)
+ADMIN_OR_MEMBER_DOWNLOAD_IMAGE = (
+    f"{ADMIN} or (role:member and (project_id:%(project_id)s "
+    f"or {IMAGE_MEMBER} or {VISIBLE_TO_ALL}))"
+)
 ADMIN_OR_MEMBER_CREATE_IMAGE = f"{ADMIN} or ({PROJECT_MEMBER} and project_id:%(owner)s)"
 ADMIN_OR_SHARED_MEMBER = f"{ADMIN} or (role:member and {IMAGE_MEMBER})"
-ADMIN_OR_READER_OR_SHARED_MEMBER = (f"{ADMIN} or role:reader and (project_id:%(project_id)s "
-                                    f"or {IMAGE_MEMBER})")
+ADMIN_OR_READER_OR_SHARED_MEMBER = (
+    f"{ADMIN} or role:reader and (project_id:%(project_id)s or {IMAGE_MEMBER})"
+)
 
 RULES = {
     "context_is_admin": "role:admin",
@@ -62,12 +66,17 @@ class Policy:
             conf = cfg.ConfigOpts()
             conf([], project="tessera", default_config_files=[], default_config_dirs=[])
         self.enforcer = oslo_policy.Enforcer(conf, use_conf=True)
-        self.enforcer.register_defaults([oslo_policy.RuleDefault(name, check)
-                                         for name, check in RULES.items()])
+        self.enforcer.register_defaults(
+            [oslo_policy.RuleDefault(name, check) for name, check in RULES.items()]
+        )
 
     def allows(self, action: str, target: dict, ctx) -> bool:
-        creds = {"roles": list(ctx.roles), "project_id": ctx.project_id,
-                 "user_id": ctx.user_id, "is_admin": ctx.is_admin}
+        creds = {
+            "roles": list(ctx.roles),
+            "project_id": ctx.project_id,
+            "user_id": ctx.user_id,
+            "is_admin": ctx.is_admin,
+        }
         return bool(self.enforcer.enforce(action, target, creds))
 
     def authorize(self, action: str, target: dict, ctx) -> None:

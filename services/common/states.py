@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from services.common.errors import InvalidTransition
 
-IMAGE_STATUSES = ("queued", "saving", "uploading", "importing", "active", "deactivated",
-                  "killed", "deleted", "pending_delete")
+IMAGE_STATUSES = (
+    "queued",
+    "saving",
+    "uploading",
+    "importing",
+    "active",
+    "deactivated",
+    "killed",
+    "deleted",
+    "pending_delete",
+)
 
 IMAGE_TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"saving", "uploading", "importing", "active", "deleted"}),
@@ -32,11 +41,11 @@ TASK_TRANSITIONS: dict[str, frozenset[str]] = {
 
 def check_image_transition(current: str, target: str) -> None:
     if target not in IMAGE_TRANSITIONS.get(current, frozenset()):
-        raise InvalidTransition(f"Image status transition from {current} to {target} is "
-                                f"not allowed")
+        raise InvalidTransition(
+            f"Image status transition from {current} to {target} is not allowed"
+        )
 
 
 def check_task_transition(current: str, target: str) -> None:
     if target not in TASK_TRANSITIONS.get(current, frozenset()):
-        raise InvalidTransition(f"Task status transition from {current} to {target} is "
-                                f"not allowed")
+        raise InvalidTransition(f"Task status transition from {current} to {target} is not allowed")

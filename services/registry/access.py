@@ -25,8 +25,9 @@ def visible_condition(ctx: RequestContext, visibility: str | None, member_status
             return or_(Image.owner == ctx.project_id, Image.visibility != "community")
         return None if visibility == "all" else Image.visibility == visibility
     owned = Image.owner == ctx.project_id
-    shared_with_me = and_(Image.visibility == "shared",
-                          member_condition(ctx.project_id, member_status))
+    shared_with_me = and_(
+        Image.visibility == "shared", member_condition(ctx.project_id, member_status)
+    )
     if visibility is None:
         return or_(owned, Image.visibility == "public", shared_with_me)
     if visibility == "all":
@@ -36,22 +37,32 @@ def visible_condition(ctx: RequestContext, visibility: str | None, member_status
     if visibility == "private":
         return and_(Image.visibility == "private", owned)
     # shared: my own shared images and those shared with me
-    return and_(Image.visibility == "shared",
-                or_(owned, member_condition(ctx.project_id, member_status)))
+    return and_(
+        Image.visibility == "shared", or_(owned, member_condition(ctx.project_id, member_status))
+    )
 
 
 def is_member(session: Session, ctx: RequestContext, image_id: str) -> bool:
     """Whether the image is shared with the caller's project (any member status)."""
-    return session.scalar(select(ImageMember.id).where(
-        ImageMember.image_id == image_id, ImageMember.member == ctx.project_id).limit(1)) \
+    return (
+        session.scalar(
+            select(ImageMember.id)
+            .where(ImageMember.image_id == image_id, ImageMember.member == ctx.project_id)
+            .limit(1)
+        )
         is not None
+    )
 
 
 def shares_with_caller(session: Session, ctx: RequestContext, image) -> bool:
     """Whether ``image`` is shared with the caller's project; asks the database only
     when the answer matters (a shared image the caller neither owns nor administers)."""
-    return (image.visibility == "shared" and not ctx.is_admin
-            and image.owner != ctx.project_id and is_member(session, ctx, image.id))
+    return (
+        image.visibility == "shared"
+        and not ctx.is_admin
+        and image.owner != ctx.project_id
+        and is_member(session, ctx, image.id)
+    )
 
 
 def can_see(ctx: RequestContext, image, member: bool) -> bool:
@@ -66,8 +77,12 @@ def can_see(ctx: RequestContext, image, member: bool) -> bool:
 def image_target(ctx: RequestContext, image, member: bool = False) -> dict:
     """The policy target of an image (Glance's names): ``member_id`` is the caller's
     project when the image is shared with it."""
-    return {"project_id": image.owner, "owner": image.owner, "visibility": image.visibility,
-            "member_id": ctx.project_id if member else None}
+    return {
+        "project_id": image.owner,
+        "owner": image.owner,
+        "visibility": image.visibility,
+        "member_id": ctx.project_id if member else None,
+    }
 
 
 def authorize(session: Session, ctx: RequestContext, action: str, image) -> None:

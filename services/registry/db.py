@@ -24,6 +24,9 @@ def make_engine(conf, pool_size: int | None = None):
 
         return engine
     return create_engine(
-        url, pool_size=pool_size or conf.database.max_pool_size,
+        url,
+        pool_size=pool_size or conf.database.max_pool_size,
         max_overflow=conf.database.max_overflow,
-        pool_recycle=conf.database.connection_recycle_time, pool_pre_ping=True)
+        pool_recycle=conf.database.connection_recycle_time,
+        pool_pre_ping=True,
+    )

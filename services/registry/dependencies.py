@@ -19,8 +19,9 @@ class Database(DependencyProvider):
     def setup(self):
         conf = self.container.config["TESSERA_CONF"]
         # the pool must hold a connection for every concurrent worker
-        self.engine = make_engine(conf, pool_size=max(conf.database.max_pool_size,
-                                                      self.container.max_workers))
+        self.engine = make_engine(
+            conf, pool_size=max(conf.database.max_pool_size, self.container.max_workers)
+        )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def stop(self):

@@ -26,12 +26,35 @@ from services.registry.quotas import check_quota
 from services.registry.views import IMAGES
 
 # Image attributes a client may set (the rest are read-only or derived).
-SETTABLE_ATTRIBUTES = ("name", "disk_format", "container_format", "visibility", "protected",
-                       "os_hidden", "min_ram", "min_disk", "owner")
+SETTABLE_ATTRIBUTES = (
+    "name",
+    "disk_format",
+    "container_format",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "min_ram",
+    "min_disk",
+    "owner",
+)
 # Attributes that exist on every image: never extra properties, never removable.
 BASE_ATTRIBUTES = SETTABLE_ATTRIBUTES + (
-    "id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
-    "created_at", "updated_at", "tags", "locations", "direct_url", "self", "file", "schema")
+    "id",
+    "status",
+    "size",
+    "virtual_size",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "created_at",
+    "updated_at",
+    "tags",
+    "locations",
+    "direct_url",
+    "self",
+    "file",
+    "schema",
+)
 
 
 IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
@@ -42,8 +65,9 @@ def _check_visible(session: Session, ctx: RequestContext, image, image_id: str) 
     if image is None or image.deleted:
         raise NotFound(f"No image found with ID {image_id}")
     member = access.shares_with_caller(session, ctx, image)
-    if not access.can_see(ctx, image, member) \
-            or not ctx.may("get_image", access.image_target(ctx, image, member)):
+    if not access.can_see(ctx, image, member) or not ctx.may(
+        "get_image", access.image_target(ctx, image, member)
+    ):
         raise NotFound(f"No image found with ID {image_id}")
 
 
@@ -61,13 +85,13 @@ def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
     return row
 
 
-def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
-                 properties: dict, tags: list[str]) -> Image:
+def create_image(
+    session: Session, ctx: RequestContext, conf, attributes: dict, properties: dict, tags: list[str]
+) -> Image:
     image_id = attributes.get("id") or str(uuid.uuid4())
     owner = attributes["owner"] if "owner" in attributes else ctx.project_id
     visibility = attributes.get("visibility") or "shared"
-    ctx.can("add_image", {"project_id": ctx.project_id, "owner": owner,
-                          "visibility": visibility})
+    ctx.can("add_image", {"project_id": ctx.project_id, "owner": owner, "visibility": visibility})
     if visibility == "public":
         ctx.can("publicize_image", {"project_id": owner, "owner": owner})
     elif visibility == "community":
@@ -79,11 +103,18 @@ def create_image(session: Session, ctx: RequestContext, conf, attributes: dict,
     check_quota("image tags", len(tags), conf.image_tag_quota)
     now = utcnow()
     image = Image(
-        id=image_id, status="queued", created_at=now, updated_at=now,
-        owner=owner, visibility=visibility,
-        min_disk=attributes.get("min_disk") or 0, min_ram=attributes.get("min_ram") or 0,
-        protected=bool(attributes.get("protected")), os_hidden=bool(attributes.get("os_hidden")),
-        name=attributes.get("name"), disk_format=attributes.get("disk_format"),
+        id=image_id,
+        status="queued",
+        created_at=now,
+        updated_at=now,
+        owner=owner,
+        visibility=visibility,
+        min_disk=attributes.get("min_disk") or 0,
+        min_ram=attributes.get("min_ram") or 0,
+        protected=bool(attributes.get("protected")),
+        os_hidden=bool(attributes.get("os_hidden")),
+        name=attributes.get("name"),
+        disk_format=attributes.get("disk_format"),
         container_format=attributes.get("container_format"),
         properties=[ImageProperty(name=k, value=v) for k, v in properties.items()],
         tags=[ImageTag(value=t, created_at=now) for t in tags],
@@ -102,8 +133,9 @@ def _set_tags(image: Image, tags: list[str], conf) -> None:
     image.tags = [current.get(t) or ImageTag(value=t, created_at=now) for t in wanted]
 
 
-def apply_changes(session: Session, ctx: RequestContext, conf, image_id: str,
-                  changes: list[dict]) -> tuple[Image, list[str]]:
+def apply_changes(
+    session: Session, ctx: RequestContext, conf, image_id: str, changes: list[dict]
+) -> tuple[Image, list[str]]:
     """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it; returns
     the image and the URLs of locations it removed (their data is to be deleted)."""
     image = get_visible(session, ctx, image_id)
@@ -169,16 +201,17 @@ def remove_tag(session: Session, ctx: RequestContext, image_id: str, tag: str) -
     return image
 
 
-def change_status(session: Session, image_id: str, current: str, target: str,
-                  **values) -> None:
+def change_status(session: Session, image_id: str, current: str, target: str, **values) -> None:
     """Compare-and-set: move the image from ``current`` to ``target`` in one UPDATE.
     Zero rows changed means someone else moved it first: a Conflict, never an
     overwrite."""
     check_image_transition(current, target)
     result = session.execute(
-        update(Image).where(Image.id == image_id, Image.status == current)
+        update(Image)
+        .where(Image.id == image_id, Image.status == current)
         .values(status=target, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     if result.rowcount != 1:
         raise Conflict(f"Image {image_id} is no longer {current}")
 
@@ -201,8 +234,11 @@ def set_active(session: Session, ctx: RequestContext, image_id: str, active: boo
     """Deactivate (active → deactivated) or reactivate (deactivated → active); asking
     for the status the image already has is not an error."""
     image = get_visible(session, ctx, image_id)
-    action, current, target = (("reactivate", "deactivated", "active") if active
-                               else ("deactivate", "active", "deactivated"))
+    action, current, target = (
+        ("reactivate", "deactivated", "active")
+        if active
+        else ("deactivate", "active", "deactivated")
+    )
     access.authorize(session, ctx, action, image)
     if image.status == target:
         return image

@@ -31,9 +31,15 @@ SORT_COLUMNS = {
 }
 
 FILTER_COLUMNS = {
-    "id": Image.id, "name": Image.name, "status": Image.status, "owner": Image.owner,
-    "disk_format": Image.disk_format, "container_format": Image.container_format,
-    "size": Image.size, "protected": Image.protected, "created_at": Image.created_at,
+    "id": Image.id,
+    "name": Image.name,
+    "status": Image.status,
+    "owner": Image.owner,
+    "disk_format": Image.disk_format,
+    "container_format": Image.container_format,
+    "size": Image.size,
+    "protected": Image.protected,
+    "created_at": Image.created_at,
     "updated_at": Image.updated_at,
 }
 
@@ -44,15 +50,22 @@ def _parse_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"Invalid timestamp '{value}'; use ISO 8601, e.g. "
-                         f"2026-01-31T12:00:00Z.") from None
+        raise BadRequest(
+            f"Invalid timestamp '{value}'; use ISO 8601, e.g. 2026-01-31T12:00:00Z."
+        ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
 
 
-COMPARISONS = {"eq": operator.eq, "neq": operator.ne, "gt": operator.gt,
-               "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+COMPARISONS = {
+    "eq": operator.eq,
+    "neq": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def _compare(column, op: str, value):
@@ -66,12 +79,19 @@ def _conditions(ctx: RequestContext, query: dict) -> list:
     visible = visible_condition(ctx, query.get("visibility"), query["member_status"])
     if visible is not None:
         conds.append(visible)
-    if query["member_status"] != "accepted" and not ctx.is_admin and query.get("visibility") \
-            in (None, "all"):
+    if (
+        query["member_status"] != "accepted"
+        and not ctx.is_admin
+        and query.get("visibility") in (None, "all")
+    ):
         # asking for pending/rejected/all shares widens the default list to those shares
-        conds[-1] = or_(conds[-1], and_(Image.visibility == "shared",
-                                        member_condition(ctx.project_id,
-                                                         query["member_status"])))
+        conds[-1] = or_(
+            conds[-1],
+            and_(
+                Image.visibility == "shared",
+                member_condition(ctx.project_id, query["member_status"]),
+            ),
+        )
     if query.get("os_hidden") is not None:
         conds.append(Image.os_hidden.is_(bool(query["os_hidden"])))
     for flt in query.get("filters", ()):
@@ -80,12 +100,19 @@ def _conditions(ctx: RequestContext, query: dict) -> list:
             value = [_parse_time(v) for v in value] if op == "in" else _parse_time(value)
         conds.append(_compare(FILTER_COLUMNS[field], op, value))
     for name, value in (query.get("properties") or {}).items():
-        conds.append(exists(select(ImageProperty.id).where(
-            ImageProperty.image_id == Image.id, ImageProperty.name == name,
-            ImageProperty.value == value)))
+        conds.append(
+            exists(
+                select(ImageProperty.id).where(
+                    ImageProperty.image_id == Image.id,
+                    ImageProperty.name == name,
+                    ImageProperty.value == value,
+                )
+            )
+        )
     for tag in query.get("tags") or ():
-        conds.append(exists(select(ImageTag.id).where(
-            ImageTag.image_id == Image.id, ImageTag.value == tag)))
+        conds.append(
+            exists(select(ImageTag.id).where(ImageTag.image_id == Image.id, ImageTag.value == tag))
+        )
     return conds
 
 
@@ -103,8 +130,7 @@ def _after_marker(sort: list[tuple[str, str]], marker_values: list):
     """Keyset condition: rows strictly after the marker row in the given order."""
     alternatives = []
     for i, (key, direction) in enumerate(sort):
-        equal_prefix = [SORT_COLUMNS[k] == marker_values[j] for j, (k, _) in
-                        enumerate(sort[:i])]
+        equal_prefix = [SORT_COLUMNS[k] == marker_values[j] for j, (k, _) in enumerate(sort[:i])]
         column = SORT_COLUMNS[key]
         beyond = column > marker_values[i] if direction == "asc" else column < marker_values[i]
         alternatives.append(and_(*equal_prefix, beyond))
@@ -122,12 +148,12 @@ def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[lis
             get_visible(session, ctx, marker_id)
         except NotFound:
             raise BadRequest(f"marker {marker_id} could not be found.") from None
-        values = session.execute(select(*[SORT_COLUMNS[k] for k, _ in sort])
-                                 .where(Image.id == marker_id)).one()
+        values = session.execute(
+            select(*[SORT_COLUMNS[k] for k, _ in sort]).where(Image.id == marker_id)
+        ).one()
         conds.append(_after_marker(sort, list(values)))
     order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in sort]
     limit = query["limit"]
     stmt = select(Image.__table__).where(*conds).order_by(*order).limit(limit + 1)
     rows = list(session.connection().execute(stmt))
     return rows[:limit], len(rows) > limit
-

@@ -24,8 +24,9 @@ def _position(path: list[str], count: int, adding: bool) -> int:
     except ValueError:
         raise BadRequest(f"Invalid location index: {index}") from None
     if not 0 <= pos <= (count if adding else count - 1):
-        raise BadRequest(f"Invalid position {pos} for {'adding' if adding else 'removing'} "
-                         f"a location.")
+        raise BadRequest(
+            f"Invalid position {pos} for {'adding' if adding else 'removing'} a location."
+        )
     return pos
 
 
@@ -33,16 +34,21 @@ def change_locations(ctx: RequestContext, image: Image, change: dict, conf) -> l
     """Apply one ``/locations`` change; returns the URLs of removed locations."""
     if not conf.show_multiple_locations:
         raise Forbidden("It's not allowed to update locations if locations are invisible.")
-    ctx.can("delete_image_location" if change["op"] == "remove" else "set_image_location",
-            image_target(ctx, image))
+    ctx.can(
+        "delete_image_location" if change["op"] == "remove" else "set_image_location",
+        image_target(ctx, image),
+    )
     active = [loc for loc in image.locations if loc.status == "active"]
     if change["op"] == "replace":
-        raise BadRequest("Replacing the whole locations list is not supported; add and "
-                         "remove locations one by one.")
+        raise BadRequest(
+            "Replacing the whole locations list is not supported; add and "
+            "remove locations one by one."
+        )
     if change["op"] == "remove":
         if image.status != "active":
-            raise Conflict(f"It's not allowed to remove locations if image status is "
-                           f"{image.status}.")
+            raise Conflict(
+                f"It's not allowed to remove locations if image status is {image.status}."
+            )
         if len(active) == 1:
             raise Forbidden("Cannot remove last location in the image.")
         gone = active[_position(change["path"], len(active), adding=False)]
@@ -50,15 +56,19 @@ def change_locations(ctx: RequestContext, image: Image, change: dict, conf) -> l
         return [gone.value]
     value = change["value"]
     if image.status not in ("queued", "active"):
-        raise Conflict(f"It's not allowed to add locations if image status is "
-                       f"{image.status}.")
+        raise Conflict(f"It's not allowed to add locations if image status is {image.status}.")
     if any(loc.value == value["url"] for loc in active):
         raise BadRequest(f"The location {value['url']} is already present.")
     check_quota("image locations", len(active) + 1, conf.image_location_quota)
     _position(change["path"], len(active), adding=True)
-    image.locations.append(ImageLocation(value=value["url"], status="active",
-                                         meta_data=json.dumps(value.get("metadata") or {}),
-                                         created_at=utcnow()))
+    image.locations.append(
+        ImageLocation(
+            value=value["url"],
+            status="active",
+            meta_data=json.dumps(value.get("metadata") or {}),
+            created_at=utcnow(),
+        )
+    )
     if image.status == "queued":
         check_image_transition("queued", "active")
         validation = value.get("validation_data") or {}

@@ -28,7 +28,7 @@ def db_sync(conf) -> str:
     """Create or upgrade the schema to the newest revision; returns that revision."""
     url = database_url(conf)
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(conf, pool_size=1)
     try:
         with engine.begin() as connection:
@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("group", choices=["db"])
     parser.add_argument("action", choices=["sync", "version"])
     args = parser.parse_args(argv)
-    conf = load_config([a for f in args.config_file for a in ("--config-file", f)],
-                       prog="tessera-manage")
+    conf = load_config(
+        [a for f in args.config_file for a in ("--config-file", f)], prog="tessera-manage"
+    )
     if args.action == "sync":
         print(f"database at revision {db_sync(conf)}")
     else:

@@ -19,10 +19,14 @@ MEMBER_STATUSES = ("pending", "accepted", "rejected")
 
 
 def member_record(member: ImageMember) -> dict:
-    return {"image_id": member.image_id, "member_id": member.member,
-            "status": member.status, "created_at": isotime(member.created_at),
-            "updated_at": isotime(member.updated_at or member.created_at),
-            "schema": "/v2/schemas/member"}
+    return {
+        "image_id": member.image_id,
+        "member_id": member.member,
+        "status": member.status,
+        "created_at": isotime(member.created_at),
+        "updated_at": isotime(member.updated_at or member.created_at),
+        "schema": "/v2/schemas/member",
+    }
 
 
 def _target(ctx: RequestContext, image: Image, member_id: str | None) -> dict:
@@ -30,13 +34,19 @@ def _target(ctx: RequestContext, image: Image, member_id: str | None) -> dict:
 
 
 def _members(session: Session, image_id: str) -> list[ImageMember]:
-    return list(session.scalars(select(ImageMember).where(ImageMember.image_id == image_id)
-                                .order_by(ImageMember.created_at, ImageMember.id)))
+    return list(
+        session.scalars(
+            select(ImageMember)
+            .where(ImageMember.image_id == image_id)
+            .order_by(ImageMember.created_at, ImageMember.id)
+        )
+    )
 
 
 def _member(session: Session, image_id: str, member_id: str) -> ImageMember | None:
-    return session.scalar(select(ImageMember).where(ImageMember.image_id == image_id,
-                                                    ImageMember.member == member_id))
+    return session.scalar(
+        select(ImageMember).where(ImageMember.image_id == image_id, ImageMember.member == member_id)
+    )
 
 
 def list_members(session: Session, ctx: RequestContext, image_id: str) -> list[ImageMember]:
@@ -50,8 +60,7 @@ def list_members(session: Session, ctx: RequestContext, image_id: str) -> list[I
     return mine
 
 
-def get_member(session: Session, ctx: RequestContext, image_id: str,
-               member_id: str) -> ImageMember:
+def get_member(session: Session, ctx: RequestContext, image_id: str, member_id: str) -> ImageMember:
     image = get_visible(session, ctx, image_id)
     member = _member(session, image_id, member_id)
     may_see = ctx.is_admin or image.owner == ctx.project_id or member_id == ctx.project_id
@@ -61,29 +70,30 @@ def get_member(session: Session, ctx: RequestContext, image_id: str,
     return member
 
 
-def add_member(session: Session, ctx: RequestContext, conf, image_id: str,
-               member_id: str) -> ImageMember:
+def add_member(
+    session: Session, ctx: RequestContext, conf, image_id: str, member_id: str
+) -> ImageMember:
     image = get_visible(session, ctx, image_id)
     ctx.can("add_member", _target(ctx, image, None))
     if image.owner != ctx.project_id and not ctx.is_admin:
         raise Forbidden("Only the owner of an image may share it.")
     if image.visibility != "shared":
-        raise Forbidden(f"Only shared images have members; image {image_id} is "
-                        f"{image.visibility}.")
+        raise Forbidden(f"Only shared images have members; image {image_id} is {image.visibility}.")
     if _member(session, image_id, member_id) is not None:
         raise Duplicate(f"The member {member_id} of image {image_id} already exists.")
-    check_quota("image members", len(_members(session, image_id)) + 1,
-                conf.image_member_quota)
+    check_quota("image members", len(_members(session, image_id)) + 1, conf.image_member_quota)
     now = utcnow()
-    member = ImageMember(image_id=image_id, member=member_id, status="pending",
-                         created_at=now, updated_at=now)
+    member = ImageMember(
+        image_id=image_id, member=member_id, status="pending", created_at=now, updated_at=now
+    )
     session.add(member)
     session.flush()
     return member
 
 
-def set_member_status(session: Session, ctx: RequestContext, image_id: str, member_id: str,
-                      status: str) -> ImageMember:
+def set_member_status(
+    session: Session, ctx: RequestContext, image_id: str, member_id: str, status: str
+) -> ImageMember:
     member = get_member(session, ctx, image_id, member_id)
     image = session.get(Image, image_id)
     if not ctx.may("modify_member", _target(ctx, image, member_id)):
@@ -94,8 +104,7 @@ def set_member_status(session: Session, ctx: RequestContext, image_id: str, memb
     return member
 
 
-def remove_member(session: Session, ctx: RequestContext, image_id: str,
-                  member_id: str) -> None:
+def remove_member(session: Session, ctx: RequestContext, image_id: str, member_id: str) -> None:
     image = get_visible(session, ctx, image_id)
     member = _member(session, image_id, member_id)
     if image.owner != ctx.project_id and not ctx.is_admin:

@@ -64,14 +64,20 @@ class Image(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     properties: Mapped[list[ImageProperty]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="selectin")
+        back_populates="image", cascade="all, delete-orphan", lazy="selectin"
+    )
     tags: Mapped[list[ImageTag]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="selectin")
+        back_populates="image", cascade="all, delete-orphan", lazy="selectin"
+    )
     locations: Mapped[list[ImageLocation]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", lazy="selectin",
-        order_by="ImageLocation.id")
+        back_populates="image",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ImageLocation.id",
+    )
     members: Mapped[list[ImageMember]] = relationship(
-        back_populates="image", cascade="all, delete-orphan", passive_deletes=True)
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class ImageProperty(Base):
@@ -83,8 +89,9 @@ class ImageProperty(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
-                                          nullable=False)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=False
+    )
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     value: Mapped[str | None] = mapped_column(Text)
     image: Mapped[Image] = relationship(back_populates="properties")
@@ -99,8 +106,9 @@ class ImageTag(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
-                                          nullable=False)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=False
+    )
     value: Mapped[str] = mapped_column(String(255), nullable=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     image: Mapped[Image] = relationship(back_populates="tags")
@@ -111,8 +119,9 @@ class ImageLocation(Base):
     __table_args__ = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
-                                          nullable=False, index=True)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     value: Mapped[str] = mapped_column(Text, nullable=False)
     meta_data: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     status: Mapped[str] = mapped_column(String(30), nullable=False, default="active")
@@ -129,8 +138,9 @@ class ImageMember(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
-                                          nullable=False)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), nullable=False
+    )
     member: Mapped[str] = mapped_column(String(255), nullable=False)
     can_share: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
@@ -173,8 +183,9 @@ class ImageUpload(Base):
         {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"},
     )
 
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
-                                          primary_key=True)
+    image_id: Mapped[str] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
     upload_id: Mapped[str] = mapped_column(String(36), nullable=False)
     store: Mapped[str] = mapped_column(String(255), nullable=False)
     lease_expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

@@ -15,8 +15,10 @@ from services.registry.models import Image
 def check_quota(what: str, attempted: int, maximum: int) -> None:
     """A negative maximum means unlimited."""
     if 0 <= maximum < attempted:
-        raise QuotaExceeded(f"The limit has been exceeded on the number of allowed image "
-                            f"{what}. Attempted: {attempted}, Maximum: {maximum}")
+        raise QuotaExceeded(
+            f"The limit has been exceeded on the number of allowed image "
+            f"{what}. Attempted: {attempted}, Maximum: {maximum}"
+        )
 
 
 _UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
@@ -36,22 +38,33 @@ def space_left(session: Session, owner: str | None, conf) -> int:
     limit = conf.image_size_cap
     quota = parse_quota(conf.user_storage_quota)
     if quota:
-        used = session.scalar(select(func.coalesce(func.sum(Image.size), 0)).where(
-            Image.owner == owner, Image.deleted.is_(False))) or 0
+        used = (
+            session.scalar(
+                select(func.coalesce(func.sum(Image.size), 0)).where(
+                    Image.owner == owner, Image.deleted.is_(False)
+                )
+            )
+            or 0
+        )
         limit = min(limit, max(0, quota - used))
     return limit
-
-
 
 
 def usage(session: Session, owner: str | None, conf) -> dict:
     """What ``GET /v2/info/usage`` reports: the project's image bytes and counts against
     its limits (-1: unlimited)."""
-    size, count, uploading = session.execute(select(
-        func.coalesce(func.sum(Image.size), 0), func.count(Image.id),
-        func.coalesce(func.sum(case((Image.status.in_(("saving", "uploading", "importing")),
-                                     1), else_=0)), 0)
-    ).where(Image.owner == owner, Image.deleted.is_(False))).one()
+    size, count, uploading = session.execute(
+        select(
+            func.coalesce(func.sum(Image.size), 0),
+            func.count(Image.id),
+            func.coalesce(
+                func.sum(
+                    case((Image.status.in_(("saving", "uploading", "importing")), 1), else_=0)
+                ),
+                0,
+            ),
+        ).where(Image.owner == owner, Image.deleted.is_(False))
+    ).one()
     quota = parse_quota(conf.user_storage_quota)
     return {
         "image_size_total": {"limit": quota or -1, "usage": int(size)},

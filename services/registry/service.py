@@ -31,8 +31,9 @@ class RegistryService:
     @rpc
     def create_image(self, attributes: dict, properties: dict, tags: list) -> dict:
         with self.db.begin() as session:
-            record = orm_record(images.create_image(session, self.context, self.conf,
-                                                    attributes, properties, tags))
+            record = orm_record(
+                images.create_image(session, self.context, self.conf, attributes, properties, tags)
+            )
         self.dispatch("image.created", {"image_id": record["id"]})
         return record
 
@@ -55,13 +56,15 @@ class RegistryService:
     @rpc
     def update_image(self, image_id: str, changes: list) -> dict:
         with self.db.begin() as session:
-            image, removed_locations = images.apply_changes(session, self.context, self.conf,
-                                                            image_id, changes)
+            image, removed_locations = images.apply_changes(
+                session, self.context, self.conf, image_id, changes
+            )
             record = orm_record(image)
         self.dispatch("image.updated", {"image_id": image_id})
         if removed_locations:
-            self.dispatch("location.removed", {"image_id": image_id,
-                                               "locations": removed_locations})
+            self.dispatch(
+                "location.removed", {"image_id": image_id, "locations": removed_locations}
+            )
         return record
 
     @rpc
@@ -88,16 +91,22 @@ class RegistryService:
     @rpc
     def begin_upload(self, image_id: str, upload_id: str, store: str) -> dict:
         with self.db.begin() as session:
-            claim = uploads.begin_upload(session, self.context, self.conf, image_id, upload_id,
-                                         store, self.conf.store.upload_lease_seconds)
+            claim = uploads.begin_upload(
+                session,
+                self.context,
+                self.conf,
+                image_id,
+                upload_id,
+                store,
+                self.conf.store.upload_lease_seconds,
+            )
         self.dispatch("image.updated", {"image_id": image_id})
         return claim
 
     @rpc
     def renew_upload(self, image_id: str, upload_id: str) -> None:
         with self.db.begin() as session:
-            uploads.renew_lease(session, image_id, upload_id,
-                                self.conf.store.upload_lease_seconds)
+            uploads.renew_lease(session, image_id, upload_id, self.conf.store.upload_lease_seconds)
 
     @rpc
     def finish_upload(self, image_id: str, upload_id: str, result: dict) -> None:
@@ -126,36 +135,35 @@ class RegistryService:
     def set_active(self, image_id: str, active: bool) -> None:
         with self.db.begin() as session:
             images.set_active(session, self.context, image_id, active)
-        self.dispatch("image.activated" if active else "image.deactivated",
-                      {"image_id": image_id})
+        self.dispatch("image.activated" if active else "image.deactivated", {"image_id": image_id})
 
     # --- members
 
     @rpc
     def list_members(self, image_id: str) -> list:
         with self.db.begin() as session:
-            return [member_record(m) for m in members.list_members(session, self.context,
-                                                                   image_id)]
+            return [member_record(m) for m in members.list_members(session, self.context, image_id)]
 
     @rpc
     def get_member(self, image_id: str, member_id: str) -> dict:
         with self.db.begin() as session:
-            return member_record(members.get_member(session, self.context, image_id,
-                                                    member_id))
+            return member_record(members.get_member(session, self.context, image_id, member_id))
 
     @rpc
     def add_member(self, image_id: str, member_id: str) -> dict:
         with self.db.begin() as session:
-            record = member_record(members.add_member(session, self.context, self.conf,
-                                                      image_id, member_id))
+            record = member_record(
+                members.add_member(session, self.context, self.conf, image_id, member_id)
+            )
         self.dispatch("member.created", record)
         return record
 
     @rpc
     def set_member_status(self, image_id: str, member_id: str, status: str) -> dict:
         with self.db.begin() as session:
-            record = member_record(members.set_member_status(session, self.context,
-                                                             image_id, member_id, status))
+            record = member_record(
+                members.set_member_status(session, self.context, image_id, member_id, status)
+            )
         self.dispatch("member.updated", record)
         return record
 

@@ -17,25 +17,42 @@ from services.registry.models import Image, ImageLocation, ImageUpload, utcnow
 from services.registry.quotas import space_left
 
 
-def begin_upload(session: Session, ctx: RequestContext, conf, image_id: str, upload_id: str,
-                 store: str, lease_seconds: int) -> dict:
+def begin_upload(
+    session: Session,
+    ctx: RequestContext,
+    conf,
+    image_id: str,
+    upload_id: str,
+    store: str,
+    lease_seconds: int,
+) -> dict:
     """Claim the image for one upload: queued → saving, with a lease. Returns what the
     store needs to check the bytes."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "upload_image", image)
     if image.status != "queued":
-        raise Conflict(f"Image {image_id} is {image.status}: data can only be uploaded to a "
-                       f"queued image.")
+        raise Conflict(
+            f"Image {image_id} is {image.status}: data can only be uploaded to a queued image."
+        )
     try:
         change_status(session, image_id, "queued", "saving")
     except (Conflict, InvalidTransition):
         raise Conflict(f"Image {image_id} is already being uploaded.") from None
     now = utcnow()
-    session.add(ImageUpload(image_id=image_id, upload_id=upload_id, store=store,
-                            created_at=now, lease_expires_at=now + timedelta(
-                                seconds=lease_seconds)))
-    return {"image_id": image_id, "disk_format": image.disk_format,
-            "max_size": space_left(session, image.owner, conf)}
+    session.add(
+        ImageUpload(
+            image_id=image_id,
+            upload_id=upload_id,
+            store=store,
+            created_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+    )
+    return {
+        "image_id": image_id,
+        "disk_format": image.disk_format,
+        "max_size": space_left(session, image.owner, conf),
+    }
 
 
 def _claimed(session: Session, image_id: str, upload_id: str) -> ImageUpload:
@@ -58,34 +75,59 @@ def finish_upload(session: Session, image_id: str, upload_id: str, result: dict)
     _claimed(session, image_id, upload_id)
     if result["location"] is None:
         raise BadRequest("An upload must end with a location.")
-    change_status(session, image_id, "saving", "active", size=result["size"],
-                  checksum=result["checksum"], os_hash_algo=result["os_hash_algo"],
-                  os_hash_value=result["os_hash_value"],
-                  virtual_size=result.get("virtual_size"))
-    session.add(ImageLocation(image_id=image_id, value=result["location"],
-                              meta_data=json.dumps(result.get("metadata") or {}),
-                              status="active", created_at=utcnow()))
+    change_status(
+        session,
+        image_id,
+        "saving",
+        "active",
+        size=result["size"],
+        checksum=result["checksum"],
+        os_hash_algo=result["os_hash_algo"],
+        os_hash_value=result["os_hash_value"],
+        virtual_size=result.get("virtual_size"),
+    )
+    session.add(
+        ImageLocation(
+            image_id=image_id,
+            value=result["location"],
+            meta_data=json.dumps(result.get("metadata") or {}),
+            status="active",
+            created_at=utcnow(),
+        )
+    )
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
 
 
 def abort_upload(session: Session, image_id: str, upload_id: str) -> bool:
     """saving → queued; False when the upload was not (any more) this one's."""
-    result = session.execute(delete(ImageUpload).where(
-        ImageUpload.image_id == image_id, ImageUpload.upload_id == upload_id))
+    result = session.execute(
+        delete(ImageUpload).where(
+            ImageUpload.image_id == image_id, ImageUpload.upload_id == upload_id
+        )
+    )
     if result.rowcount != 1:
         return False
-    session.execute(update(Image).where(Image.id == image_id, Image.status == "saving")
-                    .values(status="queued", updated_at=utcnow()))
+    session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.status == "saving")
+        .values(status="queued", updated_at=utcnow())
+    )
     return True
 
 
 def expired_uploads(session: Session) -> list[dict]:
     """Give up every upload whose lease has expired; returns them, for data clean-up."""
-    expired = list(session.scalars(select(ImageUpload).where(
-        ImageUpload.lease_expires_at < utcnow()).with_for_update(skip_locked=True)))
+    expired = list(
+        session.scalars(
+            select(ImageUpload)
+            .where(ImageUpload.lease_expires_at < utcnow())
+            .with_for_update(skip_locked=True)
+        )
+    )
     given_up = []
     for upload in expired:
         if abort_upload(session, upload.image_id, upload.upload_id):
-            given_up.append({"image_id": upload.image_id, "upload_id": upload.upload_id,
-                             "store": upload.store})
+            given_up.append(
+                {"image_id": upload.image_id, "upload_id": upload.upload_id, "store": upload.store}
+            )
     return given_up

@@ -16,9 +16,24 @@ from sqlalchemy.orm import Session
 from services.registry.models import Image, ImageLocation, ImageProperty, ImageTag
 
 IMAGES = Image.__table__
-ATTRIBUTES = ("id", "name", "status", "visibility", "owner", "size", "virtual_size",
-              "disk_format", "container_format", "checksum", "os_hash_algo", "os_hash_value",
-              "min_disk", "min_ram", "protected", "os_hidden")
+ATTRIBUTES = (
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "owner",
+    "size",
+    "virtual_size",
+    "disk_format",
+    "container_format",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "min_disk",
+    "min_ram",
+    "protected",
+    "os_hidden",
+)
 
 
 def isotime(value: datetime | None) -> str | None:
@@ -44,22 +59,27 @@ def _location(value: str, meta_data: str | None) -> dict:
 
 def orm_record(image: Image) -> dict:
     """The record of an ORM image whose children are loaded (after a write)."""
-    return image_record(image, {p.name: p.value for p in image.properties},
-                        [t.value for t in image.tags],
-                        [_location(loc.value, loc.meta_data) for loc in image.locations
-                         if loc.status == "active"])
+    return image_record(
+        image,
+        {p.name: p.value for p in image.properties},
+        [t.value for t in image.tags],
+        [_location(loc.value, loc.meta_data) for loc in image.locations if loc.status == "active"],
+    )
 
 
 PROPS, TAGS, LOCS = (ImageProperty.__table__, ImageTag.__table__, ImageLocation.__table__)
 _IDS = bindparam("ids", expanding=True)
 # The children of a page of images in one round trip: (kind, image_id, a, b, order).
 CHILDREN = union_all(
-    select(literal("p"), PROPS.c.image_id, PROPS.c.name, PROPS.c.value, PROPS.c.id)
-    .where(PROPS.c.image_id.in_(_IDS)),
-    select(literal("t"), TAGS.c.image_id, TAGS.c.value, null(), TAGS.c.id)
-    .where(TAGS.c.image_id.in_(_IDS)),
-    select(literal("l"), LOCS.c.image_id, LOCS.c.value, LOCS.c.meta_data, LOCS.c.id)
-    .where(LOCS.c.image_id.in_(_IDS), LOCS.c.status == "active"),
+    select(literal("p"), PROPS.c.image_id, PROPS.c.name, PROPS.c.value, PROPS.c.id).where(
+        PROPS.c.image_id.in_(_IDS)
+    ),
+    select(literal("t"), TAGS.c.image_id, TAGS.c.value, null(), TAGS.c.id).where(
+        TAGS.c.image_id.in_(_IDS)
+    ),
+    select(literal("l"), LOCS.c.image_id, LOCS.c.value, LOCS.c.meta_data, LOCS.c.id).where(
+        LOCS.c.image_id.in_(_IDS), LOCS.c.status == "active"
+    ),
 ).order_by(text("5"))
 
 
@@ -71,7 +91,8 @@ def records(session: Session, rows: list) -> list[dict]:
     tags: dict[str, list] = defaultdict(list)
     locations: dict[str, list] = defaultdict(list)
     for kind, image_id, a, b, _order in session.connection().execute(
-            CHILDREN, {"ids": [row.id for row in rows]}):
+        CHILDREN, {"ids": [row.id for row in rows]}
+    ):
         if kind == "p":
             props[image_id][a] = b
         elif kind == "t":

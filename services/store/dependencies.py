@@ -27,9 +27,11 @@ def build_backends(conf) -> dict:
             backends["file"] = FileStore(filesystem_store_datadir(conf))
         elif name in ("http", "https"):
             from services.store.backends.http import HttpStore
+
             backends["http"] = HttpStore()
         elif name == "swift":
-            from services.store.backends.swift import swift_store_from_config
+            from services.store.backends.swift_config import swift_store_from_config
+
             backends["swift"] = swift_store_from_config(conf)
     return backends
 
@@ -38,8 +40,9 @@ class Backends:
     def __init__(self, backends: dict, default: str):
         self.by_name = backends
         if default not in backends:
-            raise ValueError(f"default_store {default!r} is not among the enabled stores "
-                             f"{sorted(backends)}")
+            raise ValueError(
+                f"default_store {default!r} is not among the enabled stores {sorted(backends)}"
+            )
         self.default_name = default
 
     @property

@@ -42,7 +42,7 @@ class _Capture:
         want = self.offset + len(self.data)
         if self.complete or not pos <= want < pos + len(chunk):
             return
-        self.data += chunk[want - pos:self.offset + self.length - pos]
+        self.data += chunk[want - pos : self.offset + self.length - pos]
 
 
 class _Format:
@@ -175,16 +175,18 @@ class _Vmdk(_Format):
         if head.startswith(b"# Disk DescriptorFile"):
             raise InvalidImageData(
                 "vmdk images made of a descriptor file are not allowed: the descriptor "
-                "references other files. Upload a monolithicSparse or streamOptimized vmdk.")
+                "references other files. Upload a monolithicSparse or streamOptimized vmdk."
+            )
         if head[:4] == b"COWD":
             raise InvalidImageData("Legacy (version 1, COWD) vmdk images are not allowed.")
         if len(head) < 512:
             raise InvalidImageData("The vmdk image header is truncated.")
         capacity, _grain, descriptor_sector, descriptor_sectors = struct.unpack_from(
-            "<QQQQ", head, 12)
+            "<QQQQ", head, 12
+        )
         if descriptor_sector != 1 or not descriptor_sectors:
             raise InvalidImageData("The vmdk image has no embedded descriptor.")
-        text = self._need("header")[self.DESCRIPTOR_AT:].split(b"\0", 1)[0]
+        text = self._need("header")[self.DESCRIPTOR_AT :].split(b"\0", 1)[0]
         self._check_descriptor(text.decode("ascii", "replace"))
         return capacity * 512
 
@@ -197,11 +199,15 @@ class _Vmdk(_Format):
         if create_type not in self.SELF_CONTAINED:
             raise InvalidImageData(
                 f"vmdk images of createType {create_type or 'unknown'!r} are not allowed: "
-                "only monolithicSparse and streamOptimized are self-contained.")
+                "only monolithicSparse and streamOptimized are self-contained."
+            )
         if "parentFileNameHint" in text:  # qemu looks for it anywhere in the text
             raise InvalidImageData("vmdk images with a parent (backing) file are not allowed.")
-        extents = [line for line in text.splitlines()
-                   if line.split(None, 1)[:1] in (["RW"], ["RDONLY"], ["NOACCESS"])]
+        extents = [
+            line
+            for line in text.splitlines()
+            if line.split(None, 1)[:1] in (["RW"], ["RDONLY"], ["NOACCESS"])
+        ]
         if len(extents) != 1:
             raise InvalidImageData("vmdk images must have exactly one extent.")
 
@@ -272,7 +278,7 @@ class _Vhdx(_Format):
             return None
         count = min(struct.unpack_from("<I", table, 8)[0], (len(table) - 16) // 32)
         for entry in range(16, 16 + 32 * count, 32):
-            if table[entry:entry + 16] == self.METADATA_REGION:
+            if table[entry : entry + 16] == self.METADATA_REGION:
                 return struct.unpack_from("<Q", table, entry + 16)[0]
         return None
 
@@ -283,7 +289,7 @@ class _Vhdx(_Format):
             return None
         count = min(struct.unpack_from("<H", table, 10)[0], (len(table) - 32) // 32)
         for entry in range(32, 32 + 32 * count, 32):
-            if table[entry:entry + 16] == item_id:
+            if table[entry : entry + 16] == item_id:
                 return struct.unpack_from("<II", table, entry + 16)
         return None
 
@@ -371,4 +377,5 @@ class FormatInspector:
     def _mismatch(self, looks_like: str) -> InvalidImageData:
         return InvalidImageData(
             f"Image content does not match disk_format {self.disk_format} "
-            f"(it looks like {looks_like}).")
+            f"(it looks like {looks_like})."
+        )

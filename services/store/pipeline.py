@@ -24,8 +24,14 @@ def _in_os_thread(fn, *args):
 
 
 class UploadPipeline:
-    def __init__(self, read: Callable[[int], bytes], declared_size: int | None, max_size: int,
-                 hashing_algorithm: str, disk_format: str | None):
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        declared_size: int | None,
+        max_size: int,
+        hashing_algorithm: str,
+        disk_format: str | None,
+    ):
         self.read = read
         self.declared_size = declared_size
         self.max_size = max_size
@@ -39,9 +45,11 @@ class UploadPipeline:
 
     def _check_declared_size(self) -> None:
         if self.declared_size is not None and self.declared_size > self.max_size:
-            raise ImageTooLarge(f"Image of {self.declared_size} bytes exceeds the "
-                                f"{self.max_size} bytes this project may still store "
-                                f"(image_size_cap and user_storage_quota).")
+            raise ImageTooLarge(
+                f"Image of {self.declared_size} bytes exceeds the "
+                f"{self.max_size} bytes this project may still store "
+                f"(image_size_cap and user_storage_quota)."
+            )
 
     def _next_chunk(self) -> bytes:
         want = CHUNK
@@ -50,11 +58,12 @@ class UploadPipeline:
         chunk = self.read(want)
         self.size += len(chunk)
         if self.size > self.max_size:
-            raise ImageTooLarge(f"Image exceeds the {self.max_size} bytes this project may "
-                                f"still store (image_size_cap and user_storage_quota).")
+            raise ImageTooLarge(
+                f"Image exceeds the {self.max_size} bytes this project may "
+                f"still store (image_size_cap and user_storage_quota)."
+            )
         if self.declared_size is not None and self.size > self.declared_size:
-            raise SizeMismatch(f"More data than the declared {self.declared_size} bytes was "
-                               f"sent.")
+            raise SizeMismatch(f"More data than the declared {self.declared_size} bytes was sent.")
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
@@ -67,16 +76,23 @@ class UploadPipeline:
                 job.wait()
             if not chunk:
                 break
-            pending = (_in_os_thread(self.md5.update, chunk),
-                       _in_os_thread(self.os_hash.update, chunk))
+            pending = (
+                _in_os_thread(self.md5.update, chunk),
+                _in_os_thread(self.os_hash.update, chunk),
+            )
             self.inspector.feed(chunk)
             yield chunk
         if self.declared_size is not None and self.size != self.declared_size:
-            raise SizeMismatch(f"The upload ended after {self.size} of the declared "
-                               f"{self.declared_size} bytes.")
+            raise SizeMismatch(
+                f"The upload ended after {self.size} of the declared {self.declared_size} bytes."
+            )
         self.virtual_size = self.inspector.finish()
 
     def result(self) -> dict:
-        return {"size": self.size, "checksum": self.md5.hexdigest(),
-                "os_hash_algo": self.hashing_algorithm,
-                "os_hash_value": self.os_hash.hexdigest(), "virtual_size": self.virtual_size}
+        return {
+            "size": self.size,
+            "checksum": self.md5.hexdigest(),
+            "os_hash_algo": self.hashing_algorithm,
+            "os_hash_value": self.os_hash.hexdigest(),
+            "virtual_size": self.virtual_size,
+        }

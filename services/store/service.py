@@ -61,8 +61,13 @@ class StoreService:
         backend = self.backends.default
         lease = eventlet.spawn(self._keep_lease, image_id, upload_id)
         try:
-            pipeline = UploadPipeline(request.stream.read, claim["size"], claim["max_size"],
-                                      self.conf.hashing_algorithm, claim["disk_format"])
+            pipeline = UploadPipeline(
+                request.stream.read,
+                claim["size"],
+                claim["max_size"],
+                self.conf.hashing_algorithm,
+                claim["disk_format"],
+            )
             stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
         except BaseException as exc:
             lease.kill()
@@ -71,8 +76,11 @@ class StoreService:
             raise
         lease.kill()
         log.info("received image %s: %d bytes", image_id, pipeline.size)
-        result = {**pipeline.result(), "location": stored.location,
-                  "metadata": {**stored.metadata, "store": self.backends.default_name}}
+        result = {
+            **pipeline.result(),
+            "location": stored.location,
+            "metadata": {**stored.metadata, "store": self.backends.default_name},
+        }
         try:
             self.registry.finish_upload(image_id, upload_id, result)
         except (Gone, Conflict):
@@ -95,8 +103,9 @@ class StoreService:
     @rpc
     def open_download(self, location: str, offset: int = 0, length: int | None = None) -> dict:
         self.backends.for_location(location)  # fails now if no backend reads it
-        token = self.sessions.add("download", {"location": location, "offset": offset,
-                                               "length": length})
+        token = self.sessions.add(
+            "download", {"location": location, "offset": offset, "length": length}
+        )
         return {"url": f"{self.data_port}/downloads/{token}"}
 
     @data_http("GET", "/downloads/<token>")
@@ -107,9 +116,12 @@ class StoreService:
         length = session["length"]
         if length is None:
             length = backend.size(session["location"]) - session["offset"]
-        return Response(chunks, status=200, direct_passthrough=True,
-                        headers={"Content-Length": str(length),
-                                 "Content-Type": "application/octet-stream"})
+        return Response(
+            chunks,
+            status=200,
+            direct_passthrough=True,
+            headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},
+        )
 
     # --- data clean-up, once per event across the replicas
 
@@ -128,8 +140,9 @@ class StoreService:
                 if backend.writable:
                     backend.delete(location)
             except TesseraError as exc:
-                log.warning("could not delete %s of image %s: %s", location,
-                            payload["image_id"], exc)
+                log.warning(
+                    "could not delete %s of image %s: %s", location, payload["image_id"], exc
+                )
 
     @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
     def delete_abandoned_upload(self, payload: dict) -> None:

@@ -18,10 +18,17 @@ def glance(stack):
 
 def test_create_list_show_update_tag_delete(glance):
     group = f"gc-{uuid.uuid4().hex[:8]}"
-    created = [glance.images.create(name=f"{group}-{i}", disk_format="qcow2",
-                                    container_format="bare", tags=[group], os_distro="cirros",
-                                    visibility="private")
-               for i in range(5)]
+    created = [
+        glance.images.create(
+            name=f"{group}-{i}",
+            disk_format="qcow2",
+            container_format="bare",
+            tags=[group],
+            os_distro="cirros",
+            visibility="private",
+        )
+        for i in range(5)
+    ]
     assert all(img.status == "queued" for img in created)
 
     listed = list(glance.images.list(filters={"tag": [group]}, page_size=2))
@@ -36,8 +43,9 @@ def test_create_list_show_update_tag_delete(glance):
     image = glance.images.get(created[0].id)
     assert image.name == f"{group}-0" and image.os_distro == "cirros"
 
-    updated = glance.images.update(image.id, name="renamed", hw_disk_bus="virtio",
-                                   os_distro="ubuntu", min_ram=128)
+    updated = glance.images.update(
+        image.id, name="renamed", hw_disk_bus="virtio", os_distro="ubuntu", min_ram=128
+    )
     assert updated.name == "renamed" and updated.hw_disk_bus == "virtio"
     assert updated.os_distro == "ubuntu" and updated.min_ram == 128
     updated = glance.images.update(image.id, remove_props=["hw_disk_bus"])

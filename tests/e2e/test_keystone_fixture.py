@@ -32,8 +32,11 @@ def keystone(tmp_path_factory):
 
 
 def validate(keystone: Keystone, token: str) -> requests.Response:
-    return requests.get(f"{keystone.auth_url}/auth/tokens", timeout=30, headers={
-        "X-Auth-Token": keystone.token("admin"), "X-Subject-Token": token})
+    return requests.get(
+        f"{keystone.auth_url}/auth/tokens",
+        timeout=30,
+        headers={"X-Auth-Token": keystone.token("admin"), "X-Subject-Token": token},
+    )
 
 
 def test_demo_token_is_issued_and_validates(keystone):
@@ -48,8 +51,11 @@ def test_demo_token_is_issued_and_validates(keystone):
 
 
 def image_endpoints(keystone: Keystone, name: str) -> dict:
-    resp = requests.get(f"{keystone.auth_url}/auth/catalog", timeout=30,
-                        headers={"X-Auth-Token": keystone.token(name)})
+    resp = requests.get(
+        f"{keystone.auth_url}/auth/catalog",
+        timeout=30,
+        headers={"X-Auth-Token": keystone.token(name)},
+    )
     assert resp.status_code == 200, resp.text
     [image] = [s for s in resp.json()["catalog"] if s["type"] == "image"]
     assert image["name"] == "glance"
@@ -58,7 +64,8 @@ def image_endpoints(keystone: Keystone, name: str) -> dict:
 
 def test_demo_catalog_has_the_image_service_at_the_given_url(keystone):
     assert image_endpoints(keystone, "demo") == {
-        iface: (IMAGE_URL, "RegionOne") for iface in ("public", "internal", "admin")}
+        iface: (IMAGE_URL, "RegionOne") for iface in ("public", "internal", "admin")
+    }
 
 
 def test_image_endpoint_can_be_moved(keystone):
@@ -66,7 +73,8 @@ def test_image_endpoint_can_be_moved(keystone):
         keystone.set_image_endpoint("http://127.0.0.1:19292/")
         assert image_endpoints(keystone, "alt") == {
             iface: ("http://127.0.0.1:19292", "RegionOne")
-            for iface in ("public", "internal", "admin")}
+            for iface in ("public", "internal", "admin")
+        }
     finally:
         keystone.set_image_endpoint(IMAGE_URL)
     assert image_endpoints(keystone, "alt")["public"] == (IMAGE_URL, "RegionOne")
@@ -77,20 +85,33 @@ def test_viewer_has_only_reader(keystone):
     assert [r["name"] for r in token["roles"]] == ["reader"]
     assert token["project"]["id"] == keystone.project_id("demo")
 
-    resp = requests.get(f"{keystone.auth_url}/role_assignments", timeout=30,
-                        params={"user.id": keystone.user_id("viewer"), "include_names": 1},
-                        headers={"X-Auth-Token": keystone.token("admin")})
+    resp = requests.get(
+        f"{keystone.auth_url}/role_assignments",
+        timeout=30,
+        params={"user.id": keystone.user_id("viewer"), "include_names": 1},
+        headers={"X-Auth-Token": keystone.token("admin")},
+    )
     assert resp.status_code == 200, resp.text
-    assert [(a["role"]["name"], a["scope"]["project"]["name"])
-            for a in resp.json()["role_assignments"]] == [("reader", "demo")]
+    assert [
+        (a["role"]["name"], a["scope"]["project"]["name"]) for a in resp.json()["role_assignments"]
+    ] == [("reader", "demo")]
 
 
 def test_authtoken_options_let_keystonemiddleware_validate_tokens(keystone):
     """The options a Tessera config gets: the glance service user validates a user's token."""
     options = keystone.keystone_authtoken_options()
-    assert sorted(options) == sorted([
-        "www_authenticate_uri", "auth_url", "auth_type", "project_domain_name",
-        "user_domain_name", "project_name", "username", "password"])
+    assert sorted(options) == sorted(
+        [
+            "www_authenticate_uri",
+            "auth_url",
+            "auth_type",
+            "project_domain_name",
+            "user_domain_name",
+            "project_name",
+            "username",
+            "password",
+        ]
+    )
     seen = {}
 
     def app(environ, start_response):
@@ -109,13 +130,15 @@ def test_authtoken_options_let_keystonemiddleware_validate_tokens(keystone):
 # openstacksdk's warnings about its own internals (e.g. "Support for InfluxDB ...")
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:openstack")
 def test_openstacksdk_with_credentials(keystone):
-    conn = openstack.connect(load_yaml_config=False, load_envvars=False,
-                             **keystone.credentials("alt"))
+    conn = openstack.connect(
+        load_yaml_config=False, load_envvars=False, **keystone.credentials("alt")
+    )
     assert conn.current_project_id == keystone.project_id("alt")
     assert conn.endpoint_for("image") == IMAGE_URL
     # identity calls go to the catalog's identity endpoint: it must be this Keystone's
-    admin = openstack.connect(load_yaml_config=False, load_envvars=False,
-                              **keystone.credentials("admin"))
+    admin = openstack.connect(
+        load_yaml_config=False, load_envvars=False, **keystone.credentials("admin")
+    )
     assert admin.endpoint_for("identity") == keystone.auth_url
     viewer = admin.identity.get_user(keystone.user_id("viewer"))
     assert viewer.default_project_id == keystone.project_id("demo")
@@ -124,9 +147,15 @@ def test_openstacksdk_with_credentials(keystone):
 def test_openstack_cli_with_env(keystone):
     cli = shutil.which("openstack", path=str(Path(sys.executable).parent)) or "openstack"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    out = subprocess.run([cli, "catalog", "show", "image", "-f", "json"], capture_output=True,
-                         text=True, timeout=120, env={**env, **keystone.env("alt")})
+    out = subprocess.run(
+        [cli, "catalog", "show", "image", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, **keystone.env("alt")},
+    )
     assert out.returncode == 0, out.stderr
     endpoints = json.loads(out.stdout)["endpoints"]
     assert {(e["interface"], e["url"]) for e in endpoints} == {
-        (iface, IMAGE_URL) for iface in ("public", "internal", "admin")}
+        (iface, IMAGE_URL) for iface in ("public", "internal", "admin")
+    }

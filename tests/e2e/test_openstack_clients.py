@@ -33,10 +33,13 @@ def keystone():
 @pytest.fixture(scope="module")
 def cloud(keystone, tmp_path_factory):
     """Tessera with flavor = keystone, registered as the catalog's image service."""
-    stack = Stack(tmp_path_factory.mktemp("keystone-stack"), sections={
-        "paste_deploy": {"flavor": "keystone"},
-        "keystone_authtoken": keystone.keystone_authtoken_options(),
-    })
+    stack = Stack(
+        tmp_path_factory.mktemp("keystone-stack"),
+        sections={
+            "paste_deploy": {"flavor": "keystone"},
+            "keystone_authtoken": keystone.keystone_authtoken_options(),
+        },
+    )
     stack.ready_path = "/versions"
     stack.start()
     keystone.set_image_endpoint(stack.url)
@@ -54,10 +57,10 @@ def qcow2(tmp_path_factory) -> Path:
 
 
 def openstack(keystone, user: str, *args: str, check: bool = True):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OS_")},
-           **keystone.env(user)}
-    proc = subprocess.run([str(BIN / "openstack"), *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OS_")}, **keystone.env(user)}
+    proc = subprocess.run(
+        [str(BIN / "openstack"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
     if check:
         assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr}"
     return proc
@@ -72,8 +75,7 @@ def test_no_token_is_401(cloud):
     assert resp.status_code == 401
     assert resp.headers["WWW-Authenticate"].startswith("Keystone uri=")
     assert resp.json()["error"]["code"] == 401
-    resp = requests.get(f"{cloud.url}/v2/images", headers={"X-Auth-Token": "bogus"},
-                        timeout=10)
+    resp = requests.get(f"{cloud.url}/v2/images", headers={"X-Auth-Token": "bogus"}, timeout=10)
     assert resp.status_code == 401
     # version discovery needs no token
     assert requests.get(f"{cloud.url}/versions", timeout=10).status_code == 200
@@ -81,8 +83,20 @@ def test_no_token_is_401(cloud):
 
 def test_openstack_cli_lifecycle(keystone, cloud, qcow2, tmp_path):
     name = f"cirros-{uuid.uuid4().hex[:6]}"
-    created = os_json(keystone, "admin", "image", "create", name, "--file", str(qcow2),
-                      "--disk-format", "qcow2", "--container-format", "bare", "--public")
+    created = os_json(
+        keystone,
+        "admin",
+        "image",
+        "create",
+        name,
+        "--file",
+        str(qcow2),
+        "--disk-format",
+        "qcow2",
+        "--container-format",
+        "bare",
+        "--public",
+    )
     assert created["status"] == "active" and created["visibility"] == "public"
     data = qcow2.read_bytes()
     assert created["checksum"] == hashlib.md5(data).hexdigest()
@@ -99,27 +113,39 @@ def test_openstack_cli_lifecycle(keystone, cloud, qcow2, tmp_path):
     assert saved.read_bytes() == data
 
     openstack(keystone, "admin", "image", "set", "--property", "os_distro=cirros", name)
-    assert os_json(keystone, "demo", "image", "show", name)["properties"]["os_distro"] == \
-        "cirros"
+    assert os_json(keystone, "demo", "image", "show", name)["properties"]["os_distro"] == "cirros"
 
     openstack(keystone, "admin", "image", "set", "--deactivate", name)
     assert os_json(keystone, "admin", "image", "show", name)["status"] == "deactivated"
-    assert openstack(keystone, "demo", "image", "save", "--file", str(saved), name,
-                     check=False).returncode != 0
+    assert (
+        openstack(
+            keystone, "demo", "image", "save", "--file", str(saved), name, check=False
+        ).returncode
+        != 0
+    )
     openstack(keystone, "admin", "image", "set", "--activate", name)
     assert os_json(keystone, "admin", "image", "show", name)["status"] == "active"
 
     # a member may not delete the admin's public image
     assert openstack(keystone, "demo", "image", "delete", name, check=False).returncode != 0
     openstack(keystone, "admin", "image", "delete", name)
-    assert openstack(keystone, "admin", "image", "show", image_id,
-                     check=False).returncode != 0
+    assert openstack(keystone, "admin", "image", "show", image_id, check=False).returncode != 0
 
 
 def test_sharing_between_projects(keystone, cloud):
     name = f"shared-{uuid.uuid4().hex[:6]}"
-    image = os_json(keystone, "demo", "image", "create", name, "--shared",
-                    "--disk-format", "raw", "--container-format", "bare")
+    image = os_json(
+        keystone,
+        "demo",
+        "image",
+        "create",
+        name,
+        "--shared",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    )
     alt_project = keystone.project_id("alt")
     # alt cannot see it before it is shared
     assert openstack(keystone, "alt", "image", "show", image["id"], check=False).returncode
@@ -133,8 +159,9 @@ def test_sharing_between_projects(keystone, cloud):
     members = os_json(keystone, "demo", "image", "member", "list", image["id"])
     assert [(m["Member ID"], m["Status"]) for m in members] == [(alt_project, "accepted")]
     # alt may not change or delete it
-    assert openstack(keystone, "alt", "image", "set", "--name", "mine", image["id"],
-                     check=False).returncode
+    assert openstack(
+        keystone, "alt", "image", "set", "--name", "mine", image["id"], check=False
+    ).returncode
     assert openstack(keystone, "alt", "image", "delete", image["id"], check=False).returncode
     openstack(keystone, "demo", "image", "remove", "project", image["id"], alt_project)
     assert openstack(keystone, "alt", "image", "show", image["id"], check=False).returncode
@@ -142,8 +169,18 @@ def test_sharing_between_projects(keystone, cloud):
 
 
 def test_isolation_and_roles(keystone, cloud):
-    private = os_json(keystone, "demo", "image", "create", f"mine-{uuid.uuid4().hex[:6]}",
-                      "--private", "--disk-format", "raw", "--container-format", "bare")
+    private = os_json(
+        keystone,
+        "demo",
+        "image",
+        "create",
+        f"mine-{uuid.uuid4().hex[:6]}",
+        "--private",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+    )
     # another project sees nothing of it and can do nothing to it
     assert openstack(keystone, "alt", "image", "show", private["id"], check=False).returncode
     assert private["id"] not in {i["ID"] for i in os_json(keystone, "alt", "image", "list")}
@@ -154,8 +191,9 @@ def test_isolation_and_roles(keystone, cloud):
     # a reader of the owning project sees it but cannot write
     assert os_json(keystone, "viewer", "image", "show", private["id"])["id"] == private["id"]
     assert openstack(keystone, "viewer", "image", "create", "nope", check=False).returncode
-    assert openstack(keystone, "viewer", "image", "set", "--name", "x", private["id"],
-                     check=False).returncode
+    assert openstack(
+        keystone, "viewer", "image", "set", "--name", "x", private["id"], check=False
+    ).returncode
     openstack(keystone, "demo", "image", "delete", private["id"])
 
 
@@ -174,13 +212,22 @@ def test_openstacksdk_through_the_catalog(keystone, cloud):
     import openstack as sdk
 
     creds = keystone.credentials("demo")
-    conn = sdk.connect(auth_url=creds["auth_url"], username=creds["username"],
-                       password=creds["password"], project_name=creds["project_name"],
-                       user_domain_name=creds["user_domain_name"],
-                       project_domain_name=creds["project_domain_name"],
-                       region_name=creds.get("region_name"))
-    image = conn.image.create_image(name="sdk", data=b"sdk bytes", disk_format="raw",
-                                    container_format="bare", allow_duplicates=True)
+    conn = sdk.connect(
+        auth_url=creds["auth_url"],
+        username=creds["username"],
+        password=creds["password"],
+        project_name=creds["project_name"],
+        user_domain_name=creds["user_domain_name"],
+        project_domain_name=creds["project_domain_name"],
+        region_name=creds.get("region_name"),
+    )
+    image = conn.image.create_image(
+        name="sdk",
+        data=b"sdk bytes",
+        disk_format="raw",
+        container_format="bare",
+        allow_duplicates=True,
+    )
     fetched = conn.image.get_image(image.id)
     assert fetched.status == "active" and fetched.size == len(b"sdk bytes")
     assert conn.image.download_image(fetched).content == b"sdk bytes"

@@ -34,9 +34,12 @@ def _wait_for_http(url: str, timeout: float = 30) -> None:
 def test_gateway_without_registry_answers_503(tmp_path):
     """The API process alone on an empty vhost: 503 at once, not a hang."""
     stack = Stack(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "services.api.server", "--config-file",
-                             str(stack.config)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.api.server", "--config-file", str(stack.config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_http(f"{stack.url}/versions")
         started = time.monotonic()
@@ -54,9 +57,12 @@ def test_gateway_without_registry_answers_503(tmp_path):
 def test_gateway_with_broker_gone_answers_503(tmp_path):
     """The API up but its broker unreachable: every call is a 503 with a message."""
     stack = Stack(tmp_path, f"rabbit://guest:guest@127.0.0.1:{free_port()}/")
-    proc = subprocess.Popen([sys.executable, "-m", "services.api.server", "--config-file",
-                             str(stack.config)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.api.server", "--config-file", str(stack.config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_http(f"{stack.url}/versions")
         resp = requests.post(f"{stack.url}/v2/images", json={"name": "x"}, timeout=15)

@@ -34,10 +34,14 @@ def raw_upload(url: str, api, image_id: str, declared: int) -> socket.socket:
     caller sends (or withholds) the body on the returned socket."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    sock.sendall((f"PUT /v2/images/{image_id}/file HTTP/1.1\r\nHost: x\r\n"
-                  f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
-                  f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
-                  f"Content-Length: {declared}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"PUT /v2/images/{image_id}/file HTTP/1.1\r\nHost: x\r\n"
+            f"X-Project-Id: {api.project}\r\nX-Roles: member\r\n"
+            f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        ).encode()
+    )
     return sock
 
 
@@ -65,7 +69,7 @@ def test_chunked_upload(api, image):
 
     def body():
         for i in range(0, len(data), 100_000):
-            yield data[i:i + 100_000]
+            yield data[i : i + 100_000]
 
     assert upload(api, image["id"], body()).status_code == 204
     assert api.get(f"/v2/images/{image['id']}/file").content == data
@@ -115,8 +119,10 @@ def test_short_body_leaves_image_queued_and_no_data(stack, api, image):
     with raw_upload(stack.url, api, image["id"], 4 * MiB) as sock:
         sock.sendall(os.urandom(MiB))
         time.sleep(0.5)
-    wait_for(lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
-             what="the image to be queued again")
+    wait_for(
+        lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
+        what="the image to be queued again",
+    )
     wait_for(lambda: not list(stack.datadir.glob(f"{image['id']}*")), what="no data left")
     # and the image still takes a good upload
     assert upload(api, image["id"], b"good").status_code == 204
@@ -150,8 +156,10 @@ def test_delete_removes_the_data(stack, api, image):
 def test_image_deleted_during_upload_is_410(stack, api, image):
     with raw_upload(stack.url, api, image["id"], 2 * MiB) as sock:
         sock.sendall(os.urandom(MiB))
-        wait_for(lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "saving",
-                 what="the upload to start")
+        wait_for(
+            lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "saving",
+            what="the upload to start",
+        )
         assert api.delete(f"/v2/images/{image['id']}").status_code == 204
         sock.sendall(os.urandom(MiB))
         reply = b""

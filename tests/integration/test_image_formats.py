@@ -12,27 +12,42 @@ import pytest
 from tests.integration.test_image_data import upload, wait_for
 from tests.integration.test_images_api import error_of
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None,
-                                reason="qemu-img is not installed (make system-deps)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-img") is None, reason="qemu-img is not installed (make system-deps)"
+)
 
 MiB = 1 << 20
 
 
 def qemu_img(tmp_path, fmt: str, size: str, *options: str) -> bytes:
     path = tmp_path / f"disk.{fmt}"
-    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size],
-                   check=True, cwd=tmp_path)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True, cwd=tmp_path
+    )
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("disk_format,qemu_format", [
-    ("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vhdx", "vhdx"), ("vdi", "vdi"), ("vhd", "vpc")])
+@pytest.mark.parametrize(
+    "disk_format,qemu_format",
+    [("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vhdx", "vhdx"), ("vdi", "vdi"), ("vhd", "vpc")],
+)
 def test_virtual_size_is_read(api, tmp_path, disk_format, qemu_format):
     data = qemu_img(tmp_path, qemu_format, "64M")
-    info = json.loads(subprocess.run(
-        ["qemu-img", "info", "--output=json", "-f", qemu_format, str(tmp_path /
-                                                                     f"disk.{qemu_format}")],
-        check=True, capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            [
+                "qemu-img",
+                "info",
+                "--output=json",
+                "-f",
+                qemu_format,
+                str(tmp_path / f"disk.{qemu_format}"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     image = api.create(name=disk_format, disk_format=disk_format, container_format="bare")
     assert upload(api, image["id"], data).status_code == 204
     shown = api.get(f"/v2/images/{image['id']}").json()
@@ -60,8 +75,22 @@ def test_raw_declared_qcow2_is_rejected(stack, api):
 
 def test_qcow2_with_a_backing_file_is_rejected(stack, api, tmp_path):
     qemu_img(tmp_path, "qcow2", "64M")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "disk.qcow2", "-F",
-                    "qcow2", "overlay.qcow2"], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "disk.qcow2",
+            "-F",
+            "qcow2",
+            "overlay.qcow2",
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     image = api.create(name="overlay", disk_format="qcow2", container_format="bare")
     message = rejected(stack, api, image, (tmp_path / "overlay.qcow2").read_bytes())
     assert "backing file" in message

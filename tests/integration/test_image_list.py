@@ -15,14 +15,30 @@ def population(api):
     """Five images of one project with one shared tag, distinct names and properties."""
     group = f"grp-{uuid.uuid4().hex[:8]}"
     images = []
-    for i, (name, disk) in enumerate([("delta", "raw"), ("alpha", "qcow2"), ("echo", "raw"),
-                                      ("bravo", "iso"), ("charlie", "qcow2")]):
-        images.append(api.create(name=f"{group}-{name}", disk_format=disk,
-                                 container_format="bare", tags=[group, f"n{i % 2}"],
-                                 group=group, parity=str(i % 2), protected=(i == 4)))
+    for i, (name, disk) in enumerate(
+        [
+            ("delta", "raw"),
+            ("alpha", "qcow2"),
+            ("echo", "raw"),
+            ("bravo", "iso"),
+            ("charlie", "qcow2"),
+        ]
+    ):
+        images.append(
+            api.create(
+                name=f"{group}-{name}",
+                disk_format=disk,
+                container_format="bare",
+                tags=[group, f"n{i % 2}"],
+                group=group,
+                parity=str(i % 2),
+                protected=(i == 4),
+            )
+        )
     yield group, images
-    api.patch(f"/v2/images/{images[4]['id']}",
-              [{"op": "replace", "path": "/protected", "value": False}])
+    api.patch(
+        f"/v2/images/{images[4]['id']}", [{"op": "replace", "path": "/protected", "value": False}]
+    )
     for img in images:
         api.delete(f"/v2/images/{img['id']}")
 
@@ -37,11 +53,12 @@ def test_filters(api, population):
     q = f"/v2/images?tag={group}"
     assert len(names(api.get(q))) == 5
     assert sorted(names(api.get(f"{q}&disk_format=raw"))) == ["delta", "echo"]
-    assert sorted(names(api.get(f"{q}&disk_format=in:iso,qcow2"))) == ["alpha", "bravo",
-                                                                       "charlie"]
+    assert sorted(names(api.get(f"{q}&disk_format=in:iso,qcow2"))) == ["alpha", "bravo", "charlie"]
     assert names(api.get(f"/v2/images?name={group}-alpha")) == ["alpha"]
     assert sorted(names(api.get(f'/v2/images?name=in:"{group}-alpha","{group}-echo"'))) == [
-        "alpha", "echo"]
+        "alpha",
+        "echo",
+    ]
     assert sorted(names(api.get(f"{q}&parity=1"))) == ["alpha", "bravo"]
     assert sorted(names(api.get(f"{q}&tag=n1"))) == ["alpha", "bravo"]
     assert names(api.get(f"{q}&protected=true")) == ["charlie"]
@@ -52,8 +69,7 @@ def test_filters(api, population):
     ids = f"{images[0]['id']},{images[1]['id']}"
     assert sorted(names(api.get(f"/v2/images?id=in:{ids}"))) == ["alpha", "delta"]
     assert len(names(api.get(f"{q}&size_min=0"))) == 0  # no data yet: size is null
-    assert names(api.get(f"{q}&member_status=all&visibility=shared&name={group}-echo")) == [
-        "echo"]
+    assert names(api.get(f"{q}&member_status=all&visibility=shared&name={group}-echo")) == ["echo"]
 
 
 def test_time_filters(api, population):
@@ -69,10 +85,14 @@ def test_time_filters(api, population):
 def test_sorting(api, population):
     group, _ = population
     q = f"/v2/images?tag={group}"
-    assert names(api.get(f"{q}&sort=name:asc")) == ["alpha", "bravo", "charlie", "delta",
-                                                    "echo"]
-    assert names(api.get(f"{q}&sort_key=name&sort_dir=desc")) == ["echo", "delta", "charlie",
-                                                                 "bravo", "alpha"]
+    assert names(api.get(f"{q}&sort=name:asc")) == ["alpha", "bravo", "charlie", "delta", "echo"]
+    assert names(api.get(f"{q}&sort_key=name&sort_dir=desc")) == [
+        "echo",
+        "delta",
+        "charlie",
+        "bravo",
+        "alpha",
+    ]
     by_disk = names(api.get(f"{q}&sort=disk_format:asc,name:desc"))
     assert by_disk == ["bravo", "charlie", "alpha", "echo", "delta"]
     # default: newest first
@@ -111,8 +131,9 @@ def test_list_errors(api):
     error_of(api.get("/v2/images?sort_dir=up"), 400)
     error_of(api.get("/v2/images?sort=name:sideways"), 400)
     error_of(api.get("/v2/images?sort=name&sort_key=name"), 400)
-    error_of(api.get("/v2/images?sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc"
-                     "&sort_dir=asc"), 400)
+    error_of(
+        api.get("/v2/images?sort_key=name&sort_key=id&sort_dir=asc&sort_dir=desc&sort_dir=asc"), 400
+    )
     error_of(api.get(f"/v2/images?marker={uuid.uuid4()}"), 400)
     error_of(api.get("/v2/images?visibility=everyone"), 400)
     error_of(api.get("/v2/images?member_status=maybe"), 400)

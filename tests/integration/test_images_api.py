@@ -39,9 +39,18 @@ def test_schemas(api):
 
 def test_create_show_delete(api):
     image_id = str(uuid.uuid4())
-    resp = api.post("/v2/images", json={
-        "id": image_id, "name": "cirros", "disk_format": "qcow2", "container_format": "bare",
-        "tags": ["b", "a"], "os_distro": "cirros", "min_ram": 64})
+    resp = api.post(
+        "/v2/images",
+        json={
+            "id": image_id,
+            "name": "cirros",
+            "disk_format": "qcow2",
+            "container_format": "bare",
+            "tags": ["b", "a"],
+            "os_distro": "cirros",
+            "min_ram": 64,
+        },
+    )
     assert resp.status_code == 201, resp.text
     assert resp.headers["Location"].endswith(f"/v2/images/{image_id}")
     assert resp.headers["x-openstack-request-id"].startswith("req-")
@@ -100,8 +109,12 @@ def test_private_images_are_invisible_to_others(api, other_api, image):
 def test_public_image_visible_but_not_writable(admin_api, other_api):
     public = admin_api.create(name="pub", visibility="public")
     assert other_api.get(f"/v2/images/{public['id']}").status_code == 200
-    error_of(other_api.patch(f"/v2/images/{public['id']}",
-                             [{"op": "replace", "path": "/name", "value": "mine"}]), 403)
+    error_of(
+        other_api.patch(
+            f"/v2/images/{public['id']}", [{"op": "replace", "path": "/name", "value": "mine"}]
+        ),
+        403,
+    )
     error_of(other_api.delete(f"/v2/images/{public['id']}"), 403)
     assert admin_api.delete(f"/v2/images/{public['id']}").status_code == 204
 
@@ -109,21 +122,25 @@ def test_public_image_visible_but_not_writable(admin_api, other_api):
 def test_protected_image_cannot_be_deleted(api):
     img = api.create(name="keep", protected=True)
     assert "protected" in error_of(api.delete(f"/v2/images/{img['id']}"), 403)
-    resp = api.patch(f"/v2/images/{img['id']}",
-                     [{"op": "replace", "path": "/protected", "value": False}])
+    resp = api.patch(
+        f"/v2/images/{img['id']}", [{"op": "replace", "path": "/protected", "value": False}]
+    )
     assert resp.status_code == 200 and resp.json()["protected"] is False
     assert api.delete(f"/v2/images/{img['id']}").status_code == 204
 
 
 def test_patch_v21(api, image):
     path = f"/v2/images/{image['id']}"
-    resp = api.patch(path, [
-        {"op": "add", "path": "/os_distro", "value": "ubuntu"},
-        {"op": "replace", "path": "/name", "value": "renamed"},
-        {"op": "add", "path": "/hw~1disk", "value": "virtio"},
-        {"op": "replace", "path": "/tags", "value": ["x", "y"]},
-        {"op": "replace", "path": "/min_disk", "value": 3},
-    ])
+    resp = api.patch(
+        path,
+        [
+            {"op": "add", "path": "/os_distro", "value": "ubuntu"},
+            {"op": "replace", "path": "/name", "value": "renamed"},
+            {"op": "add", "path": "/hw~1disk", "value": "virtio"},
+            {"op": "replace", "path": "/tags", "value": ["x", "y"]},
+            {"op": "replace", "path": "/min_disk", "value": 3},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["os_distro"] == "ubuntu" and body["name"] == "renamed"
@@ -152,9 +169,11 @@ def test_patch_errors_leave_image_unchanged(api, image):
     error_of(resp, 415)
     assert "openstack-images-v2.1-json-patch" in resp.headers["Accept-Patch"]
     assert "read-only" in error_of(
-        api.patch(path, [{"op": "replace", "path": "/status", "value": "active"}]), 403)
+        api.patch(path, [{"op": "replace", "path": "/status", "value": "active"}]), 403
+    )
     assert "reserved" in error_of(
-        api.patch(path, [{"op": "add", "path": "/os_glance_import", "value": "x"}]), 403)
+        api.patch(path, [{"op": "add", "path": "/os_glance_import", "value": "x"}]), 403
+    )
     error_of(api.patch(path, [{"op": "remove", "path": "/name"}]), 403)
     error_of(api.patch(path, [{"op": "remove", "path": "/missing"}]), 409)
     error_of(api.patch(path, [{"op": "replace", "path": "/missing", "value": "x"}]), 409)
@@ -165,11 +184,26 @@ def test_patch_errors_leave_image_unchanged(api, image):
     error_of(api.patch(path, [{"op": "replace", "path": "/min_ram", "value": "x"}]), 400)
     error_of(api.patch(path, [{"op": "add", "path": "/k", "value": 1}]), 400)
     error_of(api.patch(path, {"op": "add"}), 400)
-    error_of(api.request("PATCH", path, data="[{", headers={
-        "Content-Type": "application/openstack-images-v2.1-json-patch"}), 400)
+    error_of(
+        api.request(
+            "PATCH",
+            path,
+            data="[{",
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+        ),
+        400,
+    )
     # a failing change in a list applies none of them
-    error_of(api.patch(path, [{"op": "replace", "path": "/name", "value": "half"},
-                              {"op": "remove", "path": "/missing"}]), 409)
+    error_of(
+        api.patch(
+            path,
+            [
+                {"op": "replace", "path": "/name", "value": "half"},
+                {"op": "remove", "path": "/missing"},
+            ],
+        ),
+        409,
+    )
     assert api.get(path).json() == image
 
 

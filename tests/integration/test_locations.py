@@ -41,8 +41,11 @@ def origin():
 
 @pytest.fixture(scope="module")
 def located(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("locations"), show_multiple_locations=True,
-                  show_image_direct_url=True).start()
+    stack = Stack(
+        tmp_path_factory.mktemp("locations"),
+        show_multiple_locations=True,
+        show_image_direct_url=True,
+    ).start()
     yield stack
     stack.cleanup()
 
@@ -53,14 +56,23 @@ def lapi(located):
 
 
 def add_location(api, image_id, url, **extra):
-    return api.patch(f"/v2/images/{image_id}", [
-        {"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}, **extra}}])
+    return api.patch(
+        f"/v2/images/{image_id}",
+        [{"op": "add", "path": "/locations/-", "value": {"url": url, "metadata": {}, **extra}}],
+    )
 
 
 def test_http_location_activates_a_queued_image(located, lapi, origin):
     image = lapi.create(name="remote", disk_format="raw", container_format="bare")
-    resp = add_location(lapi, image["id"], f"{origin}/cirros.img", validation_data={
-        "os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(DATA).hexdigest()})
+    resp = add_location(
+        lapi,
+        image["id"],
+        f"{origin}/cirros.img",
+        validation_data={
+            "os_hash_algo": "sha512",
+            "os_hash_value": hashlib.sha512(DATA).hexdigest(),
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["status"] == "active" and body["size"] == len(DATA)
@@ -71,8 +83,9 @@ def test_http_location_activates_a_queued_image(located, lapi, origin):
     ranged = lapi.get(f"/v2/images/{image['id']}/file", headers={"Range": "bytes=5-9"})
     assert ranged.status_code == 206 and ranged.content == DATA[5:10]
     # the last location cannot be removed; a second one can be added and removed
-    error_of(lapi.patch(f"/v2/images/{image['id']}",
-                        [{"op": "remove", "path": "/locations/0"}]), 403)
+    error_of(
+        lapi.patch(f"/v2/images/{image['id']}", [{"op": "remove", "path": "/locations/0"}]), 403
+    )
     assert add_location(lapi, image["id"], f"{origin}/mirror.img").status_code == 200
     remove_second = [{"op": "remove", "path": "/locations/1"}]
     error_of(lapi.patch(f"/v2/images/{image['id']}", remove_second), 403)  # admin only

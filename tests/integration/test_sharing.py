@@ -24,8 +24,9 @@ def listed(api, **params) -> set[str]:
 
 
 def test_sharing_lifecycle(api, other_api):
-    image = api.create(name="shared", visibility="shared", disk_format="raw",
-                       container_format="bare")
+    image = api.create(
+        name="shared", visibility="shared", disk_format="raw", container_format="bare"
+    )
     upload(api, image["id"], b"shared bytes")
     path = f"/v2/images/{image['id']}/members"
     assert other_api.get(f"/v2/images/{image['id']}").status_code == 404
@@ -52,13 +53,16 @@ def test_sharing_lifecycle(api, other_api):
     assert other_api.get(f"/v2/images/{image['id']}/file").content == b"shared bytes"
 
     # the member sees only itself; the owner sees all
-    assert [m["member_id"] for m in other_api.get(path).json()["members"]] == [
-        other_api.project]
+    assert [m["member_id"] for m in other_api.get(path).json()["members"]] == [other_api.project]
     assert api.get(f"{path}/{other_api.project}").json()["status"] == "accepted"
 
     # the member can change nothing else
-    error_of(other_api.patch(f"/v2/images/{image['id']}",
-                             [{"op": "replace", "path": "/name", "value": "x"}]), 403)
+    error_of(
+        other_api.patch(
+            f"/v2/images/{image['id']}", [{"op": "replace", "path": "/name", "value": "x"}]
+        ),
+        403,
+    )
     error_of(other_api.delete(f"/v2/images/{image['id']}"), 403)
     error_of(other_api.post(path, json={"member": "third-project"}), 403)
 
@@ -73,11 +77,13 @@ def test_sharing_lifecycle(api, other_api):
 
 def test_member_errors(api, other_api, image):
     path = f"/v2/images/{image['id']}/members"
-    api.patch(f"/v2/images/{image['id']}", [{"op": "replace", "path": "/visibility",
-                                             "value": "private"}])
+    api.patch(
+        f"/v2/images/{image['id']}", [{"op": "replace", "path": "/visibility", "value": "private"}]
+    )
     assert "shared" in error_of(api.post(path, json={"member": other_api.project}), 403)
-    api.patch(f"/v2/images/{image['id']}", [{"op": "replace", "path": "/visibility",
-                                             "value": "shared"}])
+    api.patch(
+        f"/v2/images/{image['id']}", [{"op": "replace", "path": "/visibility", "value": "shared"}]
+    )
     error_of(api.post(path, json={}), 400)
     error_of(api.post(path, json={"member": 5}), 400)
     error_of(api.post(path, data="{bad"), 400)
@@ -101,8 +107,12 @@ def test_reader_cannot_write(api, reader_api, image):
     assert reader_api.get(f"/v2/images/{image['id']}").status_code == 200
     assert image["id"] in listed(reader_api)
     error_of(reader_api.post("/v2/images", json={"name": "no"}), 403)
-    error_of(reader_api.patch(f"/v2/images/{image['id']}",
-                              [{"op": "replace", "path": "/name", "value": "no"}]), 403)
+    error_of(
+        reader_api.patch(
+            f"/v2/images/{image['id']}", [{"op": "replace", "path": "/name", "value": "no"}]
+        ),
+        403,
+    )
     error_of(reader_api.delete(f"/v2/images/{image['id']}"), 403)
     error_of(upload(reader_api, image["id"], b"x"), 403)
     error_of(reader_api.put(f"/v2/images/{image['id']}/tags/no"), 403)
@@ -130,19 +140,31 @@ def test_community_and_public_visibility(api, other_api, admin_api):
     assert other_api.get(f"/v2/images/{community['id']}").status_code == 200
     assert community["id"] not in listed(other_api)
     assert community["id"] in listed(other_api, visibility="community")
-    error_of(api.patch(f"/v2/images/{community['id']}",
-                       [{"op": "replace", "path": "/visibility", "value": "public"}]), 403)
-    resp = admin_api.patch(f"/v2/images/{community['id']}",
-                           [{"op": "replace", "path": "/visibility", "value": "public"}])
+    error_of(
+        api.patch(
+            f"/v2/images/{community['id']}",
+            [{"op": "replace", "path": "/visibility", "value": "public"}],
+        ),
+        403,
+    )
+    resp = admin_api.patch(
+        f"/v2/images/{community['id']}",
+        [{"op": "replace", "path": "/visibility", "value": "public"}],
+    )
     assert resp.json()["visibility"] == "public"
     assert community["id"] in listed(other_api)
 
 
 def test_owner_change_needs_admin(api, admin_api, image):
-    error_of(api.patch(f"/v2/images/{image['id']}",
-                       [{"op": "replace", "path": "/owner", "value": "thief"}]), 403)
-    resp = admin_api.patch(f"/v2/images/{image['id']}",
-                           [{"op": "replace", "path": "/owner", "value": "new-owner"}])
+    error_of(
+        api.patch(
+            f"/v2/images/{image['id']}", [{"op": "replace", "path": "/owner", "value": "thief"}]
+        ),
+        403,
+    )
+    resp = admin_api.patch(
+        f"/v2/images/{image['id']}", [{"op": "replace", "path": "/owner", "value": "new-owner"}]
+    )
     assert resp.status_code == 200 and resp.json()["owner"] == "new-owner"
     assert api.get(f"/v2/images/{image['id']}").status_code == 404
 

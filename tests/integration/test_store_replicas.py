@@ -21,9 +21,13 @@ from tests.stack import Stack
 def replicated(tmp_path_factory):
     """A stack (SQLite) with a second store replica, a short upload lease and small
     limits: image_size_cap 8 MiB, user_storage_quota 12 MiB."""
-    stack = Stack(tmp_path_factory.mktemp("replicas"), sections={
-        "DEFAULT": {"image_size_cap": 8 * MiB, "user_storage_quota": "12MB"},
-        "store": {"upload_lease_seconds": 3}}).start()
+    stack = Stack(
+        tmp_path_factory.mktemp("replicas"),
+        sections={
+            "DEFAULT": {"image_size_cap": 8 * MiB, "user_storage_quota": "12MB"},
+            "store": {"upload_lease_seconds": 3},
+        },
+    ).start()
     stack.start_service("store")
     time.sleep(2)
     yield stack
@@ -46,8 +50,7 @@ def test_both_replicas_take_uploads(replicated, rapi):
     for _ in range(12):
         image = rapi.create(name="spread", disk_format="raw", container_format="bare")
         assert upload(rapi, image["id"], os.urandom(1000)).status_code == 204
-    received = re.findall(r" (\d+) INFO store:\S+ \[req-[^\]]+\] received image",
-                          replicated.logs())
+    received = re.findall(r" (\d+) INFO store:\S+ \[req-[^\]]+\] received image", replicated.logs())
     assert len(set(received)) == 2, f"uploads went to {set(received)}"
 
 
@@ -55,17 +58,26 @@ def test_replica_killed_mid_upload(replicated, rapi):
     image = rapi.create(name="victim", disk_format="raw", container_format="bare")
     sock = raw_upload(replicated.url, rapi, image["id"], 6 * MiB)
     sock.sendall(os.urandom(2 * MiB))
-    wait_for(lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")),
-             what="the partial file")
-    writer = next(p for p in map(psutil.Process, store_pids(replicated))
-                  if any(f.path.startswith(str(replicated.datadir / image["id"]))
-                         for f in p.open_files()))
+    wait_for(
+        lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")), what="the partial file"
+    )
+    writer = next(
+        p
+        for p in map(psutil.Process, store_pids(replicated))
+        if any(f.path.startswith(str(replicated.datadir / image["id"])) for f in p.open_files())
+    )
     writer.send_signal(signal.SIGKILL)
     sock.close()
-    wait_for(lambda: rapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
-             timeout=20, what="the image to be queued again")
-    wait_for(lambda: not list(replicated.datadir.glob(f"{image['id']}*")), timeout=20,
-             what="the orphan data to be removed")
+    wait_for(
+        lambda: rapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
+        timeout=20,
+        what="the image to be queued again",
+    )
+    wait_for(
+        lambda: not list(replicated.datadir.glob(f"{image['id']}*")),
+        timeout=20,
+        what="the orphan data to be removed",
+    )
     if writer.pid in {p.pid for p in replicated.extra}:
         replicated.extra = [p for p in replicated.extra if p.pid != writer.pid]
     replicated.start_service("store")  # back to two replicas for the other tests

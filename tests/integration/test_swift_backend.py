@@ -16,9 +16,9 @@ from swiftclient.client import ClientException, Connection
 
 from services.common.config import build_config
 from services.store.backends.base import DataNotFound, StorageFull, StoreUnavailable
-from services.store.backends.swift import (
+from services.store.backends.swift import SwiftStore
+from services.store.backends.swift_config import (
     BadSwiftConfig,
-    SwiftStore,
     load_swift_reference,
     swift_opts,
     swift_store_from_config,
@@ -48,8 +48,9 @@ def admin(swift):
 
 def names(admin, container: str, prefix: str = "") -> list[str]:
     try:
-        return sorted(o["name"] for o in admin.get_container(container, prefix=prefix,
-                                                              full_listing=True)[1])
+        return sorted(
+            o["name"] for o in admin.get_container(container, prefix=prefix, full_listing=True)[1]
+        )
     except ClientException as exc:
         if exc.http_status == 404:
             return []
@@ -73,11 +74,19 @@ def container(admin):
 @pytest.fixture
 def make_store(swift, container):
     def make(**overrides) -> SwiftStore:
-        options = {"auth_address": swift.auth_url, "user": swift.user, "key": swift.key,
-                   "auth_version": "1", "container": container,
-                   "create_container_on_put": True, "large_object_size": MiB,
-                   "large_object_chunk_size": SEGMENT, "retry_get_count": 2,
-                   "connection_retries": 1, **overrides}
+        options = {
+            "auth_address": swift.auth_url,
+            "user": swift.user,
+            "key": swift.key,
+            "auth_version": "1",
+            "container": container,
+            "create_container_on_put": True,
+            "large_object_size": MiB,
+            "large_object_chunk_size": SEGMENT,
+            "retry_get_count": 2,
+            "connection_retries": 1,
+            **overrides,
+        }
         return SwiftStore(**options)
 
     return make
@@ -88,11 +97,17 @@ def leftovers(admin, container):
     return lambda image_id: names(admin, container, prefix=image_id)
 
 
-def add(store: SwiftStore, data: bytes, image_id: str | None = None, size: int | None = -1,
-        upload_id: str = "u1"):
+def add(
+    store: SwiftStore,
+    data: bytes,
+    image_id: str | None = None,
+    size: int | None = -1,
+    upload_id: str = "u1",
+):
     image_id = image_id or str(uuid.uuid4())
-    stored = store.add(image_id, chunks_of(data), len(data) if size == -1 else size,
-                       upload_id=upload_id)
+    stored = store.add(
+        image_id, chunks_of(data), len(data) if size == -1 else size, upload_id=upload_id
+    )
     return image_id, stored
 
 
@@ -119,13 +134,12 @@ class TestSwiftStoreWithoutLargeObjects(WritableBackendContract):
 
 # ------------------------------------------------------------------ large objects
 
-def test_large_image_is_an_slo_of_verified_segments(make_store, admin, container,
-                                                     leftovers):
+
+def test_large_image_is_an_slo_of_verified_segments(make_store, admin, container, leftovers):
     store = make_store()
     data = os.urandom(2 * MiB + 100)
     image_id, stored = add(store, data, upload_id="up7")
-    assert leftovers(image_id) == [image_id] + [f"{image_id}-up7-{i:05d}" for i in (1, 2, 3,
-                                                                                   4, 5)]
+    assert leftovers(image_id) == [image_id] + [f"{image_id}-up7-{i:05d}" for i in (1, 2, 3, 4, 5)]
     headers = admin.head_object(container, image_id)
     assert headers["x-static-large-object"] == "True"
     assert int(headers["content-length"]) == len(data) == stored.size
@@ -133,10 +147,9 @@ def test_large_image_is_an_slo_of_verified_segments(make_store, admin, container
     segments = json.loads(manifest)
     assert [s["bytes"] for s in segments] == [SEGMENT] * 4 + [100]
     for i, segment in enumerate(segments):
-        piece = data[i * SEGMENT:(i + 1) * SEGMENT]
+        piece = data[i * SEGMENT : (i + 1) * SEGMENT]
         assert segment["hash"] == hashlib.md5(piece).hexdigest()
-    assert b"".join(store.get(stored.location, SEGMENT - 3, 10)) == data[SEGMENT - 3:
-                                                                         SEGMENT + 7]
+    assert b"".join(store.get(stored.location, SEGMENT - 3, 10)) == data[SEGMENT - 3 : SEGMENT + 7]
     assert b"".join(store.get(stored.location, len(data) + 5)) == b""  # past the end
 
 
@@ -152,8 +165,9 @@ def test_empty_image_of_unknown_size_is_one_empty_object(make_store, leftovers):
     assert stored.size == 0 and b"".join(store.get(stored.location)) == b""
 
 
-def test_segment_with_a_wrong_etag_fails_the_add_and_leaves_nothing(make_store, monkeypatch,
-                                                                     leftovers):
+def test_segment_with_a_wrong_etag_fails_the_add_and_leaves_nothing(
+    make_store, monkeypatch, leftovers
+):
     store = make_store()
     real_put = Connection.put_object
     seen = []
@@ -174,16 +188,16 @@ def test_segment_with_a_wrong_etag_fails_the_add_and_leaves_nothing(make_store, 
 def test_single_put_with_a_wrong_etag_fails_too(make_store, monkeypatch, leftovers):
     store = make_store()
     real_put = Connection.put_object
-    monkeypatch.setattr(Connection, "put_object",
-                        lambda *a, **kw: (real_put(*a, **kw), "f" * 32)[1])
+    monkeypatch.setattr(
+        Connection, "put_object", lambda *a, **kw: (real_put(*a, **kw), "f" * 32)[1]
+    )
     image_id = str(uuid.uuid4())
     with pytest.raises(StoreUnavailable, match="ETag"):
         store.add(image_id, chunks_of(b"abc"), 3, upload_id="u")
     assert leftovers(image_id) == []
 
 
-def test_failed_large_add_removes_segments_and_manifest(make_store, monkeypatch,
-                                                        leftovers):
+def test_failed_large_add_removes_segments_and_manifest(make_store, monkeypatch, leftovers):
     """The manifest went in but its answer was lost: it goes too."""
     store = make_store()
     real_put = Connection.put_object
@@ -227,16 +241,16 @@ def test_delete_removes_the_segments(make_store, leftovers):
         store.size(stored.location)
 
 
-def test_delete_of_a_glance_dlo_removes_its_segments(make_store, admin, container,
-                                                     leftovers):
+def test_delete_of_a_glance_dlo_removes_its_segments(make_store, admin, container, leftovers):
     """glance_store's own large objects: segments ``<id>-00001`` and a DLO manifest."""
     store = make_store()
     image_id = str(uuid.uuid4())
     admin.put_container(container)
     for i in (1, 2):
         admin.put_object(container, f"{image_id}-{i:05d}", b"x" * 10)
-    admin.put_object(container, image_id, b"",
-                     headers={"X-Object-Manifest": f"{container}/{image_id}-"})
+    admin.put_object(
+        container, image_id, b"", headers={"X-Object-Manifest": f"{container}/{image_id}-"}
+    )
     location = f"swift+config://ref1@/{container}/{image_id}"
     assert b"".join(store.get(location)) == b"x" * 20
     store.delete(location)
@@ -244,6 +258,7 @@ def test_delete_of_a_glance_dlo_removes_its_segments(make_store, admin, containe
 
 
 # ---------------------------------------------------------------- delete_partial
+
 
 def test_delete_partial_removes_what_a_dead_writer_left(make_store, monkeypatch, leftovers):
     store = make_store()
@@ -274,6 +289,7 @@ def test_delete_partial_removes_a_complete_image_of_that_upload_only(make_store,
 
 
 # --------------------------------------------------------------------- reading
+
 
 class FlakyBody:
     """A response body that breaks after ``good`` chunks, as a dropped connection does
@@ -329,7 +345,7 @@ def test_interrupted_read_resumes_from_the_next_byte(make_store, flaky_reads):
 
     state["failures"] = 1
     ranges.clear()
-    assert b"".join(store.get(stored.location, 100, 2 * MiB)) == data[100:100 + 2 * MiB]
+    assert b"".join(store.get(stored.location, 100, 2 * MiB)) == data[100 : 100 + 2 * MiB]
     assert ranges == [f"bytes=100-{100 + 2 * MiB - 1}", f"bytes={100 + MiB}-{100 + 2 * MiB - 1}"]
 
 
@@ -385,8 +401,8 @@ def test_missing_object_and_foreign_locations_are_data_not_found(make_store):
 
 # ------------------------------------------------------------ auth and containers
 
-def test_expired_token_is_renewed_between_segments_and_before_reads(make_store,
-                                                                    monkeypatch):
+
+def test_expired_token_is_renewed_between_segments_and_before_reads(make_store, monkeypatch):
     store = make_store()
     connections = []
     real_new = SwiftStore._new_connection
@@ -423,8 +439,7 @@ def test_container_is_created_on_put_when_enabled(make_store, admin, container):
     assert b"".join(store.get(stored.location)) == b"data"
 
 
-def test_missing_container_without_create_on_put_is_unavailable(make_store, admin,
-                                                                 container):
+def test_missing_container_without_create_on_put_is_unavailable(make_store, admin, container):
     store = make_store(create_container_on_put=False)
     with pytest.raises(StoreUnavailable, match="does not exist"):
         add(store, b"data")
@@ -462,8 +477,9 @@ def test_user_without_rights_is_unavailable(make_store, admin, container):
 def test_unreachable_swift_is_unavailable(make_store):
     from tests.stack import free_port
 
-    store = make_store(auth_address=f"http://127.0.0.1:{free_port()}/auth/v1.0",
-                       connection_retries=0)
+    store = make_store(
+        auth_address=f"http://127.0.0.1:{free_port()}/auth/v1.0", connection_retries=0
+    )
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         add(store, b"data")
     with pytest.raises(StoreUnavailable):
@@ -471,6 +487,7 @@ def test_unreachable_swift_is_unavailable(make_store):
 
 
 # ----------------------------------------------------- locations and configuration
+
 
 def test_locations_carry_no_credentials(make_store, swift, container):
     store = make_store()
@@ -480,18 +497,21 @@ def test_locations_carry_no_credentials(make_store, swift, container):
         for secret in (swift.user, swift.key, "tester", "127.0.0.1", "auth"):
             assert secret not in stored.location
     assert swift.key not in repr(store)
-    assert make_store(auth_address="https://swift.example/auth/v1.0")._location("x") == \
-        f"swift+https://{container}/x"
+    assert (
+        make_store(auth_address="https://swift.example/auth/v1.0")._location("x")
+        == f"swift+https://{container}/x"
+    )
 
 
-def test_glance_swift_locations_are_read_with_the_stores_credentials(make_store, swift,
-                                                                     container):
+def test_glance_swift_locations_are_read_with_the_stores_credentials(make_store, swift, container):
     store = make_store()
     image_id, _ = add(store, b"glance-era image")
     host = swift.auth_url.split("://")[1]
-    for location in (f"swift+http://test%3Atester:secret@{host}/{container}/{image_id}",
-                     f"swift+config://ref1@/{container}/{image_id}",
-                     f"swift://{container}/{image_id}"):
+    for location in (
+        f"swift+http://test%3Atester:secret@{host}/{container}/{image_id}",
+        f"swift+config://ref1@/{container}/{image_id}",
+        f"swift://{container}/{image_id}",
+    ):
         assert b"".join(store.get(location)) == b"glance-era image"
 
 
@@ -506,26 +526,42 @@ def glance_conf(**glance_store):
 
 def test_glance_option_names_and_defaults():
     g = glance_conf().glance_store
-    assert (g.swift_store_container, g.swift_store_create_container_on_put,
-            g.swift_store_large_object_size, g.swift_store_large_object_chunk_size,
-            g.swift_store_endpoint_type, g.swift_store_retry_get_count,
-            g.default_swift_reference, g.swift_store_auth_version,
-            g.swift_store_auth_insecure, g.swift_store_config_file) == \
-        ("glance", False, 5120, 200, "publicURL", 0, "ref1", "3", False, None)
+    assert (
+        g.swift_store_container,
+        g.swift_store_create_container_on_put,
+        g.swift_store_large_object_size,
+        g.swift_store_large_object_chunk_size,
+        g.swift_store_endpoint_type,
+        g.swift_store_retry_get_count,
+        g.default_swift_reference,
+        g.swift_store_auth_version,
+        g.swift_store_auth_insecure,
+        g.swift_store_config_file,
+    ) == ("glance", False, 5120, 200, "publicURL", 0, "ref1", "3", False, None)
     assert {o.name for o in swift_opts if o.secret} == {"swift_store_user", "swift_store_key"}
     with pytest.raises(BadSwiftConfig, match="swift_store_auth_address"):
         swift_store_from_config(glance_conf())
 
 
 def test_store_from_options(swift, container):
-    store = swift_store_from_config(glance_conf(
-        swift_store_auth_address=swift.auth_url, swift_store_user=swift.user,
-        swift_store_key=swift.key, swift_store_auth_version="1",
-        swift_store_container=container, swift_store_create_container_on_put=True,
-        swift_store_large_object_size=1, swift_store_large_object_chunk_size=1,
-        swift_store_retry_get_count=3))
-    assert (store.large_object_size, store.large_object_chunk_size, store.retry_get_count) \
-        == (MiB, MiB, 3)
+    store = swift_store_from_config(
+        glance_conf(
+            swift_store_auth_address=swift.auth_url,
+            swift_store_user=swift.user,
+            swift_store_key=swift.key,
+            swift_store_auth_version="1",
+            swift_store_container=container,
+            swift_store_create_container_on_put=True,
+            swift_store_large_object_size=1,
+            swift_store_large_object_chunk_size=1,
+            swift_store_retry_get_count=3,
+        )
+    )
+    assert (store.large_object_size, store.large_object_chunk_size, store.retry_get_count) == (
+        MiB,
+        MiB,
+        3,
+    )
     image_id, stored = add(store, os.urandom(MiB + 1))
     assert store.size(stored.location) == MiB + 1
 
@@ -535,12 +571,19 @@ def test_store_from_a_reference_file(swift, container, tmp_path, leftovers):
     path.write_text(
         "[ref1]\nuser = nobody:nobody\nkey = nothing\nauth_address = http://127.0.0.1:9/\n\n"
         f"[aio]\nuser = '{swift.user}'\nkey = {swift.key}\nauth_address = {swift.auth_url}\n"
-        "auth_version = 1\n")
-    store = swift_store_from_config(glance_conf(
-        swift_store_config_file=str(path), default_swift_reference="aio",
-        swift_store_container=container, swift_store_create_container_on_put=True,
-        # ignored when a reference file is given
-        swift_store_user="ignored", swift_store_key="ignored"))
+        "auth_version = 1\n"
+    )
+    store = swift_store_from_config(
+        glance_conf(
+            swift_store_config_file=str(path),
+            default_swift_reference="aio",
+            swift_store_container=container,
+            swift_store_create_container_on_put=True,
+            # ignored when a reference file is given
+            swift_store_user="ignored",
+            swift_store_key="ignored",
+        )
+    )
     image_id, stored = add(store, b"from the reference file")
     assert b"".join(store.get(stored.location)) == b"from the reference file"
     assert leftovers(image_id) == [image_id]
@@ -550,11 +593,18 @@ def test_reference_file_parsing(tmp_path):
     path = tmp_path / "glance-swift.conf"
     path.write_text(
         "[ref1]\nuser = service:glance\nkey = 'p%ss'\nauth_address = https://ks:5000/v3\n"
-        "project_domain_name = Default\n\n[partial]\nuser = someone\n")
+        "project_domain_name = Default\n\n[partial]\nuser = someone\n"
+    )
     assert load_swift_reference(str(path), "ref1") == {
-        "auth_address": "https://ks:5000/v3", "user": "service:glance", "key": "p%ss",
-        "auth_version": "3", "user_domain_id": "default", "user_domain_name": None,
-        "project_domain_id": None, "project_domain_name": "Default"}
+        "auth_address": "https://ks:5000/v3",
+        "user": "service:glance",
+        "key": "p%ss",
+        "auth_version": "3",
+        "user_domain_id": "default",
+        "user_domain_name": None,
+        "project_domain_id": None,
+        "project_domain_name": "Default",
+    }
     with pytest.raises(BadSwiftConfig, match="not a section"):
         load_swift_reference(str(path), "ref2")
     with pytest.raises(BadSwiftConfig, match="lacks auth_address, key"):
@@ -564,15 +614,24 @@ def test_reference_file_parsing(tmp_path):
 
 
 def test_keystone_v3_connection_arguments():
-    store = SwiftStore("keystone:5000/v3", "service:glance", "secret", auth_version="3",
-                       region="RegionTwo", endpoint_type="internalURL",
-                       user_domain_id="udom", project_domain_name="Default")
+    store = SwiftStore(
+        "keystone:5000/v3",
+        "service:glance",
+        "secret",
+        auth_version="3",
+        region="RegionTwo",
+        endpoint_type="internalURL",
+        user_domain_id="udom",
+        project_domain_name="Default",
+    )
     args = store._connection_args
     assert args["authurl"] == "https://keystone:5000/v3"
-    assert (args["user"], args["tenant_name"], args["auth_version"]) == \
-        ("glance", "service", "3")
-    assert args["os_options"] == {"endpoint_type": "internalURL",
-                                  "service_type": "object-store",
-                                  "region_name": "RegionTwo", "user_domain_id": "udom",
-                                  "project_domain_name": "Default"}
+    assert (args["user"], args["tenant_name"], args["auth_version"]) == ("glance", "service", "3")
+    assert args["os_options"] == {
+        "endpoint_type": "internalURL",
+        "service_type": "object-store",
+        "region_name": "RegionTwo",
+        "user_domain_id": "udom",
+        "project_domain_name": "Default",
+    }
     assert store._location("x") == "swift+https://glance/x"

@@ -19,15 +19,23 @@ CONTAINER = "tessera-api-images"
 @pytest.fixture(scope="module")
 def swift_stack(swift, tmp_path_factory):
     """A stack storing images in Swift (v1 auth), segmenting anything over 2 MiB."""
-    stack = Stack(tmp_path_factory.mktemp("swift-stack"), sections={
-        "glance_store": {
-            "stores": "file,http,swift", "default_store": "swift",
-            "swift_store_auth_address": swift.auth_url, "swift_store_user": swift.user,
-            "swift_store_key": swift.key, "swift_store_auth_version": "1",
-            "swift_store_container": CONTAINER,
-            "swift_store_create_container_on_put": True,
-            "swift_store_large_object_size": 2, "swift_store_large_object_chunk_size": 1,
-        }}).start()
+    stack = Stack(
+        tmp_path_factory.mktemp("swift-stack"),
+        sections={
+            "glance_store": {
+                "stores": "file,http,swift",
+                "default_store": "swift",
+                "swift_store_auth_address": swift.auth_url,
+                "swift_store_user": swift.user,
+                "swift_store_key": swift.key,
+                "swift_store_auth_version": "1",
+                "swift_store_container": CONTAINER,
+                "swift_store_create_container_on_put": True,
+                "swift_store_large_object_size": 2,
+                "swift_store_large_object_chunk_size": 1,
+            }
+        },
+    ).start()
     yield stack
     stack.cleanup()
 
@@ -38,8 +46,10 @@ def objects(swift):
 
     def names(prefix: str) -> list[str]:
         try:
-            return [o["name"] for o in conn.get_container(CONTAINER, prefix=prefix,
-                                                          full_listing=True)[1]]
+            return [
+                o["name"]
+                for o in conn.get_container(CONTAINER, prefix=prefix, full_listing=True)[1]
+            ]
         except Exception:  # noqa: BLE001 - no container yet: no objects
             return []
 
@@ -73,8 +83,7 @@ def test_swift_roundtrip(swift_stack, objects, size):
 def test_failed_swift_upload_leaves_no_segments(swift_stack, objects):
     api = Api(swift_stack.url, project=f"sw-{os.urandom(4).hex()}")
     image = api.create(name="short", disk_format="raw", container_format="bare")
-    resp = upload(api, image["id"], os.urandom(3 * MiB), **{"x-openstack-image-size":
-                                                            str(3 * MiB)})
+    resp = upload(api, image["id"], os.urandom(3 * MiB), **{"x-openstack-image-size": str(3 * MiB)})
     assert resp.status_code == 204
     other = api.create(name="liar", disk_format="qcow2", container_format="bare")
     assert upload(api, other["id"], os.urandom(3 * MiB)).status_code == 400

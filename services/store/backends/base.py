@@ -43,14 +43,14 @@ class StoreBackend(Protocol):
     #: Whether ``add`` and ``delete`` are supported (http is read-only).
     writable: bool
 
-    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None,
-            upload_id: str) -> StoredImage:
+    def add(
+        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+    ) -> StoredImage:
         """Store the bytes of ``chunks`` (``size`` if known, else until exhausted).
         Whatever is written before the data is complete is named after ``upload_id``, so
         that ``delete_partial`` can find it when the writing process died."""
 
-    def get(self, location: str, offset: int = 0,
-            length: int | None = None) -> Iterator[bytes]:
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The bytes at ``location`` from ``offset``, ``length`` of them (or to the end)."""
 
     def size(self, location: str) -> int:

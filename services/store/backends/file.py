@@ -24,8 +24,7 @@ READ_CHUNK = 4 << 20
 
 def _os_error(exc: OSError, what: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageFull(f"There is not enough disk space on the image storage media "
-                           f"to {what}.")
+        return StorageFull(f"There is not enough disk space on the image storage media to {what}.")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StoreUnavailable(f"The file store is not writable: {exc.strerror}.")
     if exc.errno == errno.ENOENT:
@@ -48,8 +47,9 @@ class FileStore:
             raise DataNotFound(f"{location} is not a location of this file store.")
         return path
 
-    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None,
-            upload_id: str) -> StoredImage:
+    def add(
+        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+    ) -> StoredImage:
         final = self.datadir / image_id
         partial = self.datadir / f"{image_id}.{upload_id}.part"
         written = 0
@@ -89,8 +89,7 @@ class FileStore:
             handle.seek(offset)
             remaining = length
             while remaining is None or remaining > 0:
-                chunk = handle.read(READ_CHUNK if remaining is None else min(READ_CHUNK,
-                                                                             remaining))
+                chunk = handle.read(READ_CHUNK if remaining is None else min(READ_CHUNK, remaining))
                 if not chunk:
                     return
                 if remaining is not None:

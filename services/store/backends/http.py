@@ -19,8 +19,9 @@ def _check(resp: requests.Response, location: str) -> None:
     if resp.status_code == 404:
         raise DataNotFound(f"No image data at {location} (HTTP 404).")
     if resp.status_code >= 400:
-        raise StoreUnavailable(f"The image data at {location} could not be read "
-                               f"(HTTP {resp.status_code}).")
+        raise StoreUnavailable(
+            f"The image data at {location} could not be read (HTTP {resp.status_code})."
+        )
 
 
 class HttpStore:
@@ -30,17 +31,20 @@ class HttpStore:
     def __init__(self, session: requests.Session | None = None):
         self.session = session or requests.Session()
 
-    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None,
-            upload_id: str) -> StoredImage:
+    def add(
+        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+    ) -> StoredImage:
         raise Forbidden("The http store is read-only.")
 
     def _request(self, method: str, location: str, **kwargs) -> requests.Response:
         try:
-            resp = self.session.request(method, location, timeout=TIMEOUT,
-                                        allow_redirects=True, **kwargs)
+            resp = self.session.request(
+                method, location, timeout=TIMEOUT, allow_redirects=True, **kwargs
+            )
         except requests.RequestException as exc:
-            raise StoreUnavailable(f"The image data at {location} could not be reached: "
-                                   f"{exc.__class__.__name__}.") from None
+            raise StoreUnavailable(
+                f"The image data at {location} could not be reached: {exc.__class__.__name__}."
+            ) from None
         _check(resp, location)
         return resp
 
@@ -77,8 +81,9 @@ class HttpStore:
         try:
             return int(resp.headers["Content-Length"])
         except (KeyError, ValueError):
-            raise StoreUnavailable(f"The size of the image data at {location} is "
-                                   f"unknown (no Content-Length).") from None
+            raise StoreUnavailable(
+                f"The size of the image data at {location} is unknown (no Content-Length)."
+            ) from None
 
     def delete(self, location: str) -> None:
         """Data at an external URL is not Tessera's to delete."""

@@ -19,7 +19,6 @@ single-tenant Swift driver keeps them.
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import http.client
 import json
@@ -32,7 +31,6 @@ from urllib.parse import quote, unquote, urlsplit
 
 import requests
 import urllib3
-from oslo_config import cfg
 from swiftclient.client import ClientException, Connection
 
 from services.store.backends.base import (
@@ -41,7 +39,7 @@ from services.store.backends.base import (
     StoredImage,
     StoreUnavailable,
 )
-from services.store.backends.swift_options import swift_opts  # noqa: F401 - re-exported
+from services.store.backends.swift_config import BadSwiftConfig
 
 LOG = logging.getLogger(__name__)
 
@@ -54,80 +52,14 @@ UPLOAD_ID_HEADER = "X-Object-Meta-Upload-Id"
 CONTENT_TYPE = "application/octet-stream"
 
 #: What a broken connection or an HTTP failure looks like from swiftclient and below.
-TRANSPORT_ERRORS = (ClientException, requests.RequestException, urllib3.exceptions.HTTPError,
-                    http.client.HTTPException, OSError)
+TRANSPORT_ERRORS = (
+    ClientException,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    OSError,
+)
 
-class BadSwiftConfig(ValueError):
-    """The Swift store's configuration is incomplete or names a missing reference."""
-
-
-# ---------------------------------------------------------------------- configuration
-
-def load_swift_reference(path: str, name: str, default_auth_version: str = "3") -> dict:
-    """The credentials of reference ``name`` in Glance's ``swift_store_config_file``, as
-    ``SwiftStore`` keyword arguments."""
-    parser = configparser.RawConfigParser()  # raw: a '%' in a key is a '%'
-    try:
-        with open(path) as handle:
-            parser.read_file(handle)
-    except (OSError, configparser.Error) as exc:
-        raise BadSwiftConfig(f"cannot read swift_store_config_file {path}: {exc}") from exc
-    if not parser.has_section(name):
-        raise BadSwiftConfig(f"default_swift_reference {name!r} is not a section of {path}")
-
-    def get(option: str) -> str | None:
-        value = parser.get(name, option, fallback=None)
-        if value and value[0] in "\"'":  # Glance accepts quoted values
-            if len(value) == 1 or value[-1] != value[0]:
-                raise BadSwiftConfig(f"{path} [{name}] {option}: unclosed quote")
-            value = value[1:-1]
-        return value
-
-    ref = {option: get(option) for option in ("auth_address", "user", "key")}
-    missing = [option for option, value in ref.items() if not value]
-    if missing:
-        raise BadSwiftConfig(f"{path} [{name}] lacks {', '.join(missing)}")
-    ref["auth_version"] = get("auth_version") or default_auth_version
-    for kind in ("user", "project"):
-        ref[f"{kind}_domain_id"] = get(f"{kind}_domain_id")
-        ref[f"{kind}_domain_name"] = get(f"{kind}_domain_name")
-        if ref[f"{kind}_domain_id"] is None and ref[f"{kind}_domain_name"] is None:
-            ref[f"{kind}_domain_id"] = "default"
-    return ref
-
-
-def swift_store_from_config(conf: cfg.ConfigOpts) -> SwiftStore:
-    """The store ``conf.glance_store`` describes (``swift_opts`` registered there)."""
-    g = conf.glance_store
-    if g.swift_store_config_file:
-        credentials = load_swift_reference(g.swift_store_config_file,
-                                           g.default_swift_reference,
-                                           g.swift_store_auth_version)
-    else:
-        credentials = {"auth_address": g.swift_store_auth_address,
-                       "user": g.swift_store_user, "key": g.swift_store_key,
-                       "auth_version": g.swift_store_auth_version}
-        missing = [f"swift_store_{k}" for k in ("auth_address", "user", "key")
-                   if not credentials[k]]
-        if missing:
-            raise BadSwiftConfig(f"the swift store needs {', '.join(missing)} in "
-                                 "[glance_store] (or swift_store_config_file)")
-    return SwiftStore(
-        **credentials,
-        container=g.swift_store_container,
-        create_container_on_put=g.swift_store_create_container_on_put,
-        large_object_size=g.swift_store_large_object_size * MiB,
-        large_object_chunk_size=g.swift_store_large_object_chunk_size * MiB,
-        region=g.swift_store_region,
-        endpoint_type=g.swift_store_endpoint_type,
-        service_type=g.swift_store_service_type,
-        retry_get_count=g.swift_store_retry_get_count,
-        insecure=g.swift_store_auth_insecure,
-        cacert=g.swift_store_cacert,
-    )
-
-
-# ---------------------------------------------------------------------------- errors
 
 def _typed_error(exc: BaseException, what: str) -> Exception | None:
     """The contract's error for a swiftclient/transport failure; None for anything else."""
@@ -136,18 +68,19 @@ def _typed_error(exc: BaseException, what: str) -> Exception | None:
         if status == 404:
             return DataNotFound(f"The image data was not found in Swift ({what}).")
         if status in (413, 507):
-            return StorageFull(f"Swift has no space left to {what}: {status} "
-                               f"{exc.http_reason or ''}".strip())
+            return StorageFull(
+                f"Swift has no space left to {what}: {status} {exc.http_reason or ''}".strip()
+            )
         if status in (401, 403):
-            return StoreUnavailable(f"Swift refused the store's credentials ({what}): "
-                                    f"{status} {exc.http_reason or ''}".strip())
+            return StoreUnavailable(
+                f"Swift refused the store's credentials ({what}): "
+                f"{status} {exc.http_reason or ''}".strip()
+            )
         if status is None:
             return StoreUnavailable(f"Swift failed to {what}: {exc.msg}")
-        return StoreUnavailable(f"Swift failed to {what}: {status} {exc.http_reason or ''}"
-                                .strip())
+        return StoreUnavailable(f"Swift failed to {what}: {status} {exc.http_reason or ''}".strip())
     if isinstance(exc, TRANSPORT_ERRORS):
-        return StoreUnavailable(f"Swift cannot be reached to {what}: "
-                                f"{type(exc).__name__}: {exc}")
+        return StoreUnavailable(f"Swift cannot be reached to {what}: {type(exc).__name__}: {exc}")
     return None
 
 
@@ -164,6 +97,7 @@ def _md5():
 
 
 # ------------------------------------------------------------------- the byte source
+
 
 class _Source:
     """The caller's chunks, handed out in bodies of at most ``limit`` bytes. An error
@@ -217,8 +151,8 @@ class _Body:
                 return
             if self._left is not None:
                 if len(chunk) > self._left:
-                    self._source._pending = chunk[self._left:]
-                    chunk = chunk[:self._left]
+                    self._source._pending = chunk[self._left :]
+                    chunk = chunk[: self._left]
                 self._left -= len(chunk)
             self.size += len(chunk)
             self.md5.update(chunk)
@@ -227,21 +161,35 @@ class _Body:
 
 # ----------------------------------------------------------------------- the store
 
+
 class SwiftStore:
     schemes = ("swift", "swift+http", "swift+https", "swift+config")
     writable = True
 
-    def __init__(self, auth_address: str, user: str, key: str, auth_version: str = "3",
-                 container: str = "glance", create_container_on_put: bool = False,
-                 large_object_size: int | None = 5120 * MiB,
-                 large_object_chunk_size: int = 200 * MiB, region: str | None = None,
-                 endpoint_type: str = "publicURL", service_type: str = "object-store",
-                 retry_get_count: int = 0,
-                 user_domain_id: str | None = None, user_domain_name: str | None = None,
-                 project_domain_id: str | None = None,
-                 project_domain_name: str | None = None,
-                 insecure: bool = False, cacert: str | None = None,
-                 connection_retries: int = 5, timeout: float = 60.0, pool_size: int = 4):
+    def __init__(
+        self,
+        auth_address: str,
+        user: str,
+        key: str,
+        auth_version: str = "3",
+        container: str = "glance",
+        create_container_on_put: bool = False,
+        large_object_size: int | None = 5120 * MiB,
+        large_object_chunk_size: int = 200 * MiB,
+        region: str | None = None,
+        endpoint_type: str = "publicURL",
+        service_type: str = "object-store",
+        retry_get_count: int = 0,
+        user_domain_id: str | None = None,
+        user_domain_name: str | None = None,
+        project_domain_id: str | None = None,
+        project_domain_name: str | None = None,
+        insecure: bool = False,
+        cacert: str | None = None,
+        connection_retries: int = 5,
+        timeout: float = 60.0,
+        pool_size: int = 4,
+    ):
         """``large_object_size`` None: never segment (one PUT, up to Swift's 5 GiB)."""
         if "://" not in auth_address:
             auth_address = "https://" + auth_address  # as glance_store assumes
@@ -257,33 +205,65 @@ class SwiftStore:
         self.scheme = "swift+http" if auth_address.startswith("http://") else "swift+https"
         self._user, self._key = user, key
         self._connection_args = self._connection_kwargs(
-            user, region, endpoint_type, service_type, user_domain_id, user_domain_name,
-            project_domain_id, project_domain_name, insecure, cacert, connection_retries,
-            timeout)
+            user,
+            region,
+            endpoint_type,
+            service_type,
+            user_domain_id,
+            user_domain_name,
+            project_domain_id,
+            project_domain_name,
+            insecure,
+            cacert,
+            connection_retries,
+            timeout,
+        )
         self._pool: list[Connection] = []
         self._pool_size = pool_size
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the key
-        return (f"SwiftStore({self.auth_address!r}, user={self._user!r}, "
-                f"container={self.container!r})")
+        return (
+            f"SwiftStore({self.auth_address!r}, user={self._user!r}, container={self.container!r})"
+        )
 
     # -- connections
-    def _connection_kwargs(self, user, region, endpoint_type, service_type, user_domain_id,
-                           user_domain_name, project_domain_id, project_domain_name,
-                           insecure, cacert, retries, timeout) -> dict:
-        kwargs = {"authurl": self.auth_address, "user": user, "key": self._key,
-                  "auth_version": self.auth_version, "retries": retries, "timeout": timeout,
-                  "insecure": insecure, "cacert": cacert}
+    def _connection_kwargs(
+        self,
+        user,
+        region,
+        endpoint_type,
+        service_type,
+        user_domain_id,
+        user_domain_name,
+        project_domain_id,
+        project_domain_name,
+        insecure,
+        cacert,
+        retries,
+        timeout,
+    ) -> dict:
+        kwargs = {
+            "authurl": self.auth_address,
+            "user": user,
+            "key": self._key,
+            "auth_version": self.auth_version,
+            "retries": retries,
+            "timeout": timeout,
+            "insecure": insecure,
+            "cacert": cacert,
+        }
         if self.auth_version == "1":
             return kwargs
         os_options = {"endpoint_type": endpoint_type, "service_type": service_type}
         if region:
             os_options["region_name"] = region
-        for option, value in (("user_domain_id", user_domain_id),
-                              ("user_domain_name", user_domain_name),
-                              ("project_domain_id", project_domain_id),
-                              ("project_domain_name", project_domain_name)):
+        for option, value in (
+            ("user_domain_id", user_domain_id),
+            ("user_domain_name", user_domain_name),
+            ("project_domain_id", project_domain_id),
+            ("project_domain_name", project_domain_name),
+        ):
             if value:
                 os_options[option] = value
         project, sep, name = user.partition(":")  # Glance's 'project:user'
@@ -336,8 +316,9 @@ class SwiftStore:
         raise DataNotFound(f"{location} is not a location of the Swift store.")
 
     # -- add
-    def add(self, image_id: str, chunks: Iterable[bytes], size: int | None,
-            upload_id: str) -> StoredImage:
+    def add(
+        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+    ) -> StoredImage:
         source = _Source(chunks)
         written: list[str] = []  # segments that may exist, to remove on failure
         writing = False
@@ -360,8 +341,9 @@ class SwiftStore:
             if typed is None:
                 raise
             if isinstance(typed, DataNotFound):  # the container went away meanwhile
-                typed = StoreUnavailable(f"The container {self.container} disappeared "
-                                         "while the image was stored.")
+                typed = StoreUnavailable(
+                    f"The container {self.container} disappeared while the image was stored."
+                )
             raise typed from exc
         return StoredImage(location=self._location(image_id), size=total)
 
@@ -381,25 +363,31 @@ class SwiftStore:
             if not self.create_container_on_put:
                 raise StoreUnavailable(
                     f"The container {self.container} does not exist in Swift. Create it "
-                    "or set swift_store_create_container_on_put.") from None
+                    "or set swift_store_create_container_on_put."
+                ) from None
             conn.put_container(self.container)
 
     def _stream_put(self, conn: Connection, name: str, body: _Body, upload_id: str) -> str:
         """PUT a streamed body once: swiftclient cannot resend it, so no retries here."""
         retries, conn.retries = conn.retries, 0
         try:
-            etag = conn.put_object(self.container, name, contents=body,
-                                   content_type=CONTENT_TYPE,
-                                   headers={UPLOAD_ID_HEADER: upload_id})
+            etag = conn.put_object(
+                self.container,
+                name,
+                contents=body,
+                content_type=CONTENT_TYPE,
+                headers={UPLOAD_ID_HEADER: upload_id},
+            )
         finally:
             conn.retries = retries
         if (etag or "").strip('"') != body.md5.hexdigest():
-            raise StoreUnavailable(f"Swift stored {name} with ETag {etag!r}, but the bytes "
-                                   f"sent have MD5 {body.md5.hexdigest()}.")
+            raise StoreUnavailable(
+                f"Swift stored {name} with ETag {etag!r}, but the bytes "
+                f"sent have MD5 {body.md5.hexdigest()}."
+            )
         return body.md5.hexdigest()
 
-    def _put_one(self, conn: Connection, image_id: str, upload_id: str,
-                 source: _Source) -> int:
+    def _put_one(self, conn: Connection, image_id: str, upload_id: str, source: _Source) -> int:
         body = source.body(None)
         self._stream_put(conn, image_id, body, upload_id)
         return body.size
@@ -412,49 +400,67 @@ class SwiftStore:
             base <<= index // 100
         return min(base, MAX_SEGMENT_SIZE)
 
-    def _put_large(self, conn: Connection, image_id: str, upload_id: str, source: _Source,
-                   size: int | None, written: list[str]) -> int:
+    def _put_large(
+        self,
+        conn: Connection,
+        image_id: str,
+        upload_id: str,
+        source: _Source,
+        size: int | None,
+        written: list[str],
+    ) -> int:
         segments, total = [], 0
         while not source.at_end():
             index = len(segments)
             if index == MAX_SEGMENTS:
-                raise StorageFull("The image is too large for one Swift large object "
-                                  f"({MAX_SEGMENTS} segments).")
+                raise StorageFull(
+                    f"The image is too large for one Swift large object ({MAX_SEGMENTS} segments)."
+                )
             if index:  # renews the token if it expired while the last segment went up
                 conn.head_container(self.container)
             name = f"{image_id}-{upload_id}-{index + 1:05d}"
             written.append(name)
             body = source.body(self._segment_size(index, size))
             etag = self._stream_put(conn, name, body, upload_id)
-            segments.append({"path": f"/{self.container}/{name}", "etag": etag,
-                             "size_bytes": body.size})
+            segments.append(
+                {"path": f"/{self.container}/{name}", "etag": etag, "size_bytes": body.size}
+            )
             total += body.size
-        etag = conn.put_object(self.container, image_id, contents=json.dumps(segments),
-                               content_type=CONTENT_TYPE,
-                               query_string="multipart-manifest=put",
-                               headers={UPLOAD_ID_HEADER: upload_id})
+        etag = conn.put_object(
+            self.container,
+            image_id,
+            contents=json.dumps(segments),
+            content_type=CONTENT_TYPE,
+            query_string="multipart-manifest=put",
+            headers={UPLOAD_ID_HEADER: upload_id},
+        )
         expected = _md5()
         for segment in segments:
             expected.update(segment["etag"].encode())
         if (etag or "").strip('"') != expected.hexdigest():
-            raise StoreUnavailable(f"Swift answered the manifest of {image_id} with ETag "
-                                   f"{etag!r}, expected {expected.hexdigest()}.")
+            raise StoreUnavailable(
+                f"Swift answered the manifest of {image_id} with ETag "
+                f"{etag!r}, expected {expected.hexdigest()}."
+            )
         return total
 
-    def _remove_after_failure(self, image_id: str, upload_id: str,
-                              segments: list[str]) -> None:
+    def _remove_after_failure(self, image_id: str, upload_id: str, segments: list[str]) -> None:
         try:
             with self._connection() as conn:
                 self._delete_if_ours(conn, image_id, upload_id)  # a manifest, if it got in
                 for name in segments:
                     self._delete_object(conn, name)
         except Exception as exc:  # noqa: BLE001 - the original error matters more
-            LOG.warning("Could not remove the partial upload %s of image %s from Swift "
-                        "(delete_partial will): %s", upload_id, image_id, exc)
+            LOG.warning(
+                "Could not remove the partial upload %s of image %s from Swift "
+                "(delete_partial will): %s",
+                upload_id,
+                image_id,
+                exc,
+            )
 
     # -- read
-    def get(self, location: str, offset: int = 0,
-            length: int | None = None) -> Iterator[bytes]:
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         container, obj = self._parse(location)
         if length == 0:
             self.size(location)  # still: DataNotFound for a missing object
@@ -472,21 +478,30 @@ class SwiftStore:
             return iter(())
         return self._stream(conn, container, obj, offset, end, *opened)
 
-    def _open(self, conn: Connection, container: str, obj: str, start: int,
-              end: int | None):
+    def _open(self, conn: Connection, container: str, obj: str, start: int, end: int | None):
         """(etag, length, body) of a Range GET, or None when the range is empty."""
         byte_range = f"bytes={start}-{'' if end is None else end}"
         try:
-            headers, body = conn.get_object(container, obj, resp_chunk_size=READ_CHUNK,
-                                            headers={"Range": byte_range})
+            headers, body = conn.get_object(
+                container, obj, resp_chunk_size=READ_CHUNK, headers={"Range": byte_range}
+            )
         except ClientException as exc:
             if exc.http_status == 416:
                 return None
             raise
         return headers.get("etag", "").strip('"'), int(headers["content-length"]), body
 
-    def _stream(self, conn: Connection, container: str, obj: str, offset: int,
-                end: int | None, etag: str, length: int, body) -> Iterator[bytes]:
+    def _stream(
+        self,
+        conn: Connection,
+        container: str,
+        obj: str,
+        offset: int,
+        end: int | None,
+        etag: str,
+        length: int,
+        body,
+    ) -> Iterator[bytes]:
         received, retries, complete = 0, 0, False
         try:
             while True:
@@ -500,14 +515,21 @@ class SwiftStore:
                     if retries >= self.retry_get_count:
                         raise _typed_error(exc, "read the image") from exc
                     retries += 1
-                    LOG.info("Resuming the read of %s/%s at byte %d (retry %d of %d): %s",
-                             container, obj, offset + received, retries,
-                             self.retry_get_count, exc)
+                    LOG.info(
+                        "Resuming the read of %s/%s at byte %d (retry %d of %d): %s",
+                        container,
+                        obj,
+                        offset + received,
+                        retries,
+                        self.retry_get_count,
+                        exc,
+                    )
                     with _errors("read the image"):
                         opened = self._open(conn, container, obj, offset + received, end)
                     if opened is None or opened[0] != etag:
-                        raise StoreUnavailable(f"The object {container}/{obj} changed "
-                                               "while it was read.") from exc
+                        raise StoreUnavailable(
+                            f"The object {container}/{obj} changed while it was read."
+                        ) from exc
                     _, _, body = opened
                     length = received + opened[1]
                     continue
@@ -553,8 +575,9 @@ class SwiftStore:
         if headers.get(UPLOAD_ID_HEADER.lower()) == upload_id:
             self._delete_any(conn, self.container, image_id, headers)
 
-    def _delete_any(self, conn: Connection, container: str, obj: str,
-                    headers: dict | None = None) -> None:
+    def _delete_any(
+        self, conn: Connection, container: str, obj: str, headers: dict | None = None
+    ) -> None:
         """Delete an object, an SLO with its segments, or a (Glance) DLO with its
         segments; an object already gone is not an error."""
         if headers is None:

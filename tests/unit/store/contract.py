@@ -16,7 +16,7 @@ MiB = 1 << 20
 
 def chunks_of(data: bytes, size: int = MiB):
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 class Boom(Exception):
@@ -43,8 +43,9 @@ class WritableBackendContract:
         image_id = str(uuid.uuid4())
         stored = backend.add(image_id, chunks_of(data), len(data), upload_id="u1")
         assert stored.size == len(data)
-        assert "@" not in stored.location.split("://", 1)[1].split("/", 1)[0], \
+        assert "@" not in stored.location.split("://", 1)[1].split("/", 1)[0], (
             "no credentials in locations"
+        )
         assert b"".join(backend.get(stored.location)) == data
         assert backend.size(stored.location) == len(data)
         backend.delete(stored.location)
@@ -56,15 +57,17 @@ class WritableBackendContract:
         data = os.urandom(2 * MiB + 5)
         stored = backend.add(str(uuid.uuid4()), chunks_of(data), None, upload_id="u2")
         assert stored.size == len(data)
-        assert hashlib.md5(b"".join(backend.get(stored.location))).digest() == \
-            hashlib.md5(data).digest()
+        assert (
+            hashlib.md5(b"".join(backend.get(stored.location))).digest()
+            == hashlib.md5(data).digest()
+        )
         backend.delete(stored.location)
 
     def test_ranges(self, backend):
         data = os.urandom(3 * MiB)
         stored = backend.add(str(uuid.uuid4()), chunks_of(data), len(data), upload_id="u3")
         assert b"".join(backend.get(stored.location, 10, 100)) == data[10:110]
-        assert b"".join(backend.get(stored.location, MiB + 3)) == data[MiB + 3:]
+        assert b"".join(backend.get(stored.location, MiB + 3)) == data[MiB + 3 :]
         assert b"".join(backend.get(stored.location, 0, 0)) == b""
         backend.delete(stored.location)
 

@@ -25,15 +25,16 @@ QEMU_IMG = shutil.which("qemu-img")
 
 # -- feeding -----------------------------------------------------------------------------
 
+
 def chunks_of(data: bytes, size: int):
-    return (data[i:i + size] for i in range(0, len(data), size))
+    return (data[i : i + size] for i in range(0, len(data), size))
 
 
 def irregular_chunks(data: bytes):
     sizes, start = itertools.cycle((1, 7, 511, 4093, 65537, MiB + 3)), 0
     while start < len(data):
         size = next(sizes)
-        yield data[start:start + size]
+        yield data[start : start + size]
         start += size
 
 
@@ -72,6 +73,7 @@ def mismatch(declared: str, looks_like: str) -> str:
 
 # -- images made by qemu-img --------------------------------------------------------------
 
+
 class QemuImages:
     def __init__(self, workdir):
         self.workdir = workdir
@@ -82,8 +84,13 @@ class QemuImages:
         if not path.exists():
             command = [QEMU_IMG, "create", "-q", "-f", fmt, *options, name]
             subprocess.run([*command, *([size] if size else [])], cwd=self.workdir, check=True)
-        info = subprocess.run([QEMU_IMG, "info", "-f", fmt, "--output=json", name],
-                              cwd=self.workdir, check=True, capture_output=True, text=True)
+        info = subprocess.run(
+            [QEMU_IMG, "info", "-f", fmt, "--output=json", name],
+            cwd=self.workdir,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return path.read_bytes(), json.loads(info.stdout)["virtual-size"]
 
 
@@ -120,26 +127,29 @@ def test_qemu_image_is_accepted_with_the_virtual_size_qemu_reports(qemu, case):
     assert inspect(data, QEMU_CASES[case][0]) == virtual_size
 
 
-@pytest.mark.parametrize(("case", "declared", "looks_like"), [
-    ("qcow2", "raw", "qcow2"),
-    ("qcow2", "vmdk", "qcow2"),
-    ("qcow2", "iso", "qcow2"),
-    ("vmdk-monolithicSparse", "qcow2", "vmdk"),
-    ("vmdk-streamOptimized", "raw", "vmdk"),
-    ("vhd-dynamic", "raw", "vhd"),
-    ("vhd-fixed", "raw", "vhd"),
-    ("vhd-dynamic", "vhdx", "vhd"),
-    ("vhdx", "raw", "vhdx"),
-    ("vhdx", "vhd", "vhdx"),
-    ("vdi", "raw", "vdi"),
-    ("vdi", "qcow2", "vdi"),
-    ("raw", "qcow2", "raw"),
-    ("raw", "vmdk", "raw"),
-    ("raw", "vhd", "raw"),
-    ("raw", "vhdx", "raw"),
-    ("raw", "vdi", "raw"),
-    ("raw", "iso", "raw"),
-])
+@pytest.mark.parametrize(
+    ("case", "declared", "looks_like"),
+    [
+        ("qcow2", "raw", "qcow2"),
+        ("qcow2", "vmdk", "qcow2"),
+        ("qcow2", "iso", "qcow2"),
+        ("vmdk-monolithicSparse", "qcow2", "vmdk"),
+        ("vmdk-streamOptimized", "raw", "vmdk"),
+        ("vhd-dynamic", "raw", "vhd"),
+        ("vhd-fixed", "raw", "vhd"),
+        ("vhd-dynamic", "vhdx", "vhd"),
+        ("vhdx", "raw", "vhdx"),
+        ("vhdx", "vhd", "vhdx"),
+        ("vdi", "raw", "vdi"),
+        ("vdi", "qcow2", "vdi"),
+        ("raw", "qcow2", "raw"),
+        ("raw", "vmdk", "raw"),
+        ("raw", "vhd", "raw"),
+        ("raw", "vhdx", "raw"),
+        ("raw", "vdi", "raw"),
+        ("raw", "iso", "raw"),
+    ],
+)
 def test_content_of_another_format_is_rejected(qemu, case, declared, looks_like):
     data, _ = qemu_image(qemu, case)
     with pytest.raises(InvalidImageData, match=mismatch(declared, looks_like)):
@@ -179,7 +189,7 @@ def test_vhd_differencing_disk_is_rejected(qemu):
     data, _ = qemu_image(qemu, "vhd-dynamic")
     differencing = bytearray(data)
     for footer in (0, len(data) - 512):  # the copy at offset 0 and the footer proper
-        differencing[footer + 60:footer + 64] = struct.pack(">I", 4)
+        differencing[footer + 60 : footer + 64] = struct.pack(">I", 4)
     with pytest.raises(InvalidImageData, match="vhd differencing images"):
         inspect(bytes(differencing), "vhd")
 
@@ -195,7 +205,7 @@ def test_vhdx_with_a_parent_locator_is_rejected(qemu):
 
 def test_vhd_holding_an_iso_is_a_vhd(qemu):
     data, virtual_size = qemu_image(qemu, "vhd-fixed")
-    data = iso_image(blocks=17) + data[17 * 2048:]
+    data = iso_image(blocks=17) + data[17 * 2048 :]
     assert inspect(data, "vhd") == virtual_size
     with pytest.raises(InvalidImageData, match=mismatch("iso", "vhd")):
         inspect(data, "iso")
@@ -230,10 +240,13 @@ def test_retained_memory_stays_bounded_for_a_large_qcow2(qemu):
 
 # -- hand-built images -------------------------------------------------------------------
 
-def qcow2_image(version=3, size=10 * MiB, backing=(0, 0), incompatible=0, extensions=(),
-                cluster_bits=12) -> bytes:
-    header = struct.pack(">4sIQIIQIIQQIIQ", b"QFI\xfb", version, *backing, cluster_bits, size,
-                         0, 0, 0, 0, 0, 0, 0)
+
+def qcow2_image(
+    version=3, size=10 * MiB, backing=(0, 0), incompatible=0, extensions=(), cluster_bits=12
+) -> bytes:
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQ", b"QFI\xfb", version, *backing, cluster_bits, size, 0, 0, 0, 0, 0, 0, 0
+    )
     if version >= 3:
         header += struct.pack(">QQQII", incompatible, 0, 0, 4, 104)
     for kind, payload in (*extensions, (0, b"")):
@@ -272,16 +285,19 @@ def test_hand_built_qcow2_v3_is_accepted():
     assert inspect(qcow2_image(extensions=[(0x6803F857, bytes(48))]), "qcow2") == 10 * MiB
 
 
-@pytest.mark.parametrize(("image", "message"), [
-    (qcow2_image(incompatible=0b100), "external data file"),
-    (qcow2_image(extensions=[(0x44415441, b"/etc/shadow")]), "external data file"),
-    (qcow2_image(version=2, extensions=[(0x44415441, b"/etc/shadow")]), "external data file"),
-    (qcow2_image(backing=(4096, 0)), "backing file"),
-    (qcow2_image(backing=(0, 11)), "backing file"),
-    (qcow2_image(version=1), "qcow2 version 1 is not supported"),
-    (qcow2_image(version=4), "qcow2 version 4 is not supported"),
-    (qcow2_image(extensions=[(0x6803F857, bytes(1 << 17))]), "extensions are truncated"),
-])
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (qcow2_image(incompatible=0b100), "external data file"),
+        (qcow2_image(extensions=[(0x44415441, b"/etc/shadow")]), "external data file"),
+        (qcow2_image(version=2, extensions=[(0x44415441, b"/etc/shadow")]), "external data file"),
+        (qcow2_image(backing=(4096, 0)), "backing file"),
+        (qcow2_image(backing=(0, 11)), "backing file"),
+        (qcow2_image(version=1), "qcow2 version 1 is not supported"),
+        (qcow2_image(version=4), "qcow2 version 4 is not supported"),
+        (qcow2_image(extensions=[(0x6803F857, bytes(1 << 17))]), "extensions are truncated"),
+    ],
+)
 def test_unsafe_hand_built_qcow2_is_rejected(image, message):
     with pytest.raises(InvalidImageData, match=message):
         inspect(image, "qcow2")
@@ -292,11 +308,14 @@ def test_hand_built_vmdk_is_accepted():
     assert inspect(vmdk_image(descriptor, capacity_sectors=4096), "vmdk") == 4096 * 512
 
 
-@pytest.mark.parametrize(("create_type", "extra", "message"), [
-    ("vmfs", "", "createType 'vmfs' are not allowed"),
-    ("monolithicSparse", 'RW 2048 FLAT "/etc/shadow" 0', "exactly one extent"),
-    ("monolithicSparse", '# parentFileNameHint="/etc/shadow"', "with a parent"),
-])
+@pytest.mark.parametrize(
+    ("create_type", "extra", "message"),
+    [
+        ("vmfs", "", "createType 'vmfs' are not allowed"),
+        ("monolithicSparse", 'RW 2048 FLAT "/etc/shadow" 0', "exactly one extent"),
+        ("monolithicSparse", '# parentFileNameHint="/etc/shadow"', "with a parent"),
+    ],
+)
 def test_unsafe_hand_built_vmdk_is_rejected(create_type, extra, message):
     descriptor = VMDK_DESCRIPTOR.format(create_type=create_type, extra=extra)
     with pytest.raises(InvalidImageData, match=message):
@@ -318,12 +337,15 @@ def test_iso_is_not_a_qcow2():
         inspect(iso_image(), "qcow2")
 
 
-@pytest.mark.parametrize(("image", "declared"), [
-    (qcow2_image()[:64], "qcow2"),
-    (vmdk_image(VMDK_DESCRIPTOR)[:200], "vmdk"),
-    (vmdk_image(VMDK_DESCRIPTOR)[:1000], "vmdk"),
-    (iso_image()[:0x8000 + 100], "iso"),
-])
+@pytest.mark.parametrize(
+    ("image", "declared"),
+    [
+        (qcow2_image()[:64], "qcow2"),
+        (vmdk_image(VMDK_DESCRIPTOR)[:200], "vmdk"),
+        (vmdk_image(VMDK_DESCRIPTOR)[:1000], "vmdk"),
+        (iso_image()[: 0x8000 + 100], "iso"),
+    ],
+)
 def test_truncated_header_is_rejected(image, declared):
     with pytest.raises(InvalidImageData, match="truncated"):
         inspect(image, declared)

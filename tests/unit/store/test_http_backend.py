@@ -44,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
         if rng and self.path == "/image":
             first, _, last = rng.removeprefix("bytes=").partition("-")
             end = int(last) if last else len(DATA) - 1
-            data, status = DATA[int(first):end + 1], 206
+            data, status = DATA[int(first) : end + 1], 206
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -81,7 +81,7 @@ def test_get_size_and_redirect(store, base_url):
 def test_ranges_asked_or_emulated(store, base_url, path):
     url = base_url + path
     assert b"".join(store.get(url, 10, 100)) == DATA[10:110]
-    assert b"".join(store.get(url, (1 << 20) + 7)) == DATA[(1 << 20) + 7:]
+    assert b"".join(store.get(url, (1 << 20) + 7)) == DATA[(1 << 20) + 7 :]
     assert b"".join(store.get(url, 5, 0)) == b""
 
 
