@@ -5,7 +5,7 @@ every service. The gateway builds it; it crosses RPC as nameko context headers
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 def new_request_id() -> str:
@@ -25,9 +25,16 @@ class RequestContext:
 
     def to_headers(self) -> dict:
         """The context as nameko context data (AMQP headers without the prefix)."""
-        data = {k: v for k, v in asdict(self).items() if k != "policy"}
-        data["roles"] = list(self.roles)
-        return {k: v for k, v in data.items() if v is not None}
+        headers = {
+            "roles": list(self.roles),
+            "is_admin": self.is_admin,
+            "request_id": self.request_id,
+        }
+        if self.project_id is not None:
+            headers["project_id"] = self.project_id
+        if self.user_id is not None:
+            headers["user_id"] = self.user_id
+        return headers
 
     @classmethod
     def from_headers(cls, data: dict, policy=None) -> RequestContext:
