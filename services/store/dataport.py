@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 
+from eventlet.hubs import trampoline
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.wrappers import Response
@@ -72,3 +74,33 @@ class DataHandler(HttpRequestHandler):
 
 
 data_http = DataHandler.decorator
+
+
+def sendfile_body(environ: dict, path, offset: int, length: int):
+    """A response body that the kernel copies from the file straight to the client's
+    socket (``sendfile``), after eventlet's server has sent the headers with the first
+    few bytes. Falls back to reading when the connection is not a plain socket."""
+    sock = getattr(environ.get("eventlet.input"), "_sock", None)
+    fd = getattr(sock, "fd", None)
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(offset)
+        first = handle.read(min(length, 1 << 16))
+        yield first  # eventlet writes the status line and headers with it
+        offset, length = offset + len(first), length - len(first)
+        if fd is None:
+            while length > 0:
+                chunk = handle.read(min(length, 4 << 20))
+                if not chunk:
+                    return
+                length -= len(chunk)
+                yield chunk
+            return
+        while length > 0:
+            try:
+                sent = os.sendfile(fd.fileno(), handle.fileno(), offset, min(length, 16 << 20))
+            except BlockingIOError:
+                trampoline(fd, write=True)
+                continue
+            if sent == 0:
+                return
+            offset, length = offset + sent, length - sent

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from services.common.errors import BadRequest, Conflict, Gone, TesseraError
 from services.common.rpc import Context, Settings, rpc
-from services.store.dataport import data_http
+from services.store.dataport import data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.pipeline import UploadPipeline
 
@@ -111,13 +111,18 @@ class StoreService:
     @data_http("GET", "/downloads/<token>")
     def send_download(self, request, token):
         session = self.sessions.take("download", token)
-        backend = self.backends.for_location(session["location"])
-        chunks = backend.get(session["location"], session["offset"], session["length"])
+        location, offset = session["location"], session["offset"]
+        backend = self.backends.for_location(location)
         length = session["length"]
         if length is None:
-            length = backend.size(session["location"]) - session["offset"]
+            length = backend.size(location) - offset
+        local_path = getattr(backend, "local_path", None)
+        if local_path is not None and length > 0:
+            body = sendfile_body(request.environ, local_path(location), offset, length)
+        else:
+            body = backend.get(location, offset, length)
         return Response(
-            chunks,
+            body,
             status=200,
             direct_passthrough=True,
             headers={"Content-Length": str(length), "Content-Type": "application/octet-stream"},

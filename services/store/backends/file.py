@@ -96,6 +96,10 @@ class FileStore:
                     remaining -= len(chunk)
                 yield chunk
 
+    def local_path(self, location: str) -> Path:
+        """The file holding the image, for a server that sends it with ``sendfile``."""
+        return self._path(location)
+
     def size(self, location: str) -> int:
         try:
             return self._path(location).stat().st_size
