@@ -1,14 +1,24 @@
-"""Reading a large request body with as few copies as the server allows.
+"""Moving image bytes through the gateway with as few copies as the server allows.
 
-gunicorn's ``wsgi.input.read(n)`` gathers ``n`` bytes through a BytesIO and slices them
-(four copies of every byte); for an image upload that is most of the gateway's CPU.
-When the body has a known length, this reads straight from gunicorn's socket reader
-instead: one ``recv`` (one copy) per block, and the reader's bookkeeping kept right.
-Any other server or body (chunked) falls back to plain ``read``."""
+Uploads: gunicorn's ``wsgi.input.read(n)`` gathers ``n`` bytes through a BytesIO and
+slices them (four copies of every byte); for an image upload that is most of the
+gateway's CPU. When the body has a known length, ``block_reader`` reads straight from
+gunicorn's socket reader instead: one ``recv`` (one copy) per block, and the reader's
+bookkeeping kept right. Any other server or body (chunked) falls back to plain ``read``.
+
+Downloads: after the first block (which carries gunicorn's status line and headers),
+``download_body`` moves the rest from the store's socket to the client's with ``splice``
+through a pipe, so the bytes never enter Python. It falls back to reading and yielding
+blocks where splicing is impossible (no plain client socket, TLS, another server)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+import select
+import socket
+import ssl
+from collections.abc import Callable, Iterator
 
 try:  # the gateway runs under gunicorn; tests may drive the app without it
     from gunicorn.http.body import Body, LengthReader
@@ -40,3 +50,69 @@ def block_reader(environ: dict, fallback: Callable[[int], bytes]) -> Callable[[i
         return data
 
     return read
+
+
+PIPE_SIZE = 1 << 20
+
+
+def _client_socket(environ: dict) -> socket.socket | None:
+    sock = environ.get("gunicorn.socket")
+    if isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket):
+        return sock
+    return None
+
+
+def _wait(sock: socket.socket, write: bool, timeout: float) -> None:
+    ready = (
+        select.select([], [sock], [], timeout) if write else select.select([sock], [], [], timeout)
+    )
+    if not any(ready):
+        raise TimeoutError("the data hop stalled")
+
+
+def _splice(source: socket.socket, target: socket.socket, length: int, timeout: float) -> None:
+    """Move ``length`` bytes from ``source`` to ``target`` inside the kernel."""
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        while length > 0:
+            try:
+                moved = os.splice(source.fileno(), write_end, min(length, PIPE_SIZE))
+            except BlockingIOError:
+                _wait(source, False, timeout)
+                continue
+            if moved == 0:
+                raise ConnectionError("the store closed the data hop early")
+            length -= moved
+            while moved:
+                try:
+                    moved -= os.splice(read_end, target.fileno(), moved)
+                except BlockingIOError:
+                    _wait(target, True, timeout)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def download_body(
+    environ: dict, response, source: socket.socket, length: int, block: int, timeout: float
+) -> Iterator[bytes]:
+    """The ``length`` bytes of ``response`` (an http.client response on ``source``) as
+    a WSGI body, spliced to the client after the first block where possible."""
+    first = response.read(min(block, length))
+    yield first
+    remaining = length - len(first)
+    target = _client_socket(environ)
+    if remaining > 0 and target is not None:
+        buffered = response.fp.peek(1)[:remaining]  # what http.client read ahead
+        if buffered:
+            yield response.fp.read(len(buffered))
+            remaining -= len(buffered)
+        _splice(source, target, remaining, timeout)
+        return
+    while remaining > 0:
+        chunk = response.read(min(block, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, request
 
-from services.api.body_stream import block_reader
+from services.api.body_stream import block_reader, download_body
 from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
 from services.api.gateway import call
 from services.common.errors import (
@@ -68,7 +68,7 @@ def _declared_size() -> int | None:
     return size
 
 
-def _relay_body(conn: http.client.HTTPConnection, size: int | None) -> int:
+def _forward_upload(conn: http.client.HTTPConnection, size: int | None) -> int:
     """Send the request body on to the store in large blocks; the bytes sent."""
     read, sent = block_reader(request.environ, request.stream.read), 0
     while True:
@@ -105,7 +105,7 @@ def upload(image_id):
             conn.putheader("Transfer-Encoding", "chunked")
         conn.endheaders()
         try:
-            sent = _relay_body(conn, size)
+            sent = _forward_upload(conn, size)
         except OSError:
             sent = None  # the store stopped reading early; its answer says why
         if sent is not None and size is not None and sent != size:
@@ -184,13 +184,11 @@ def download(image_id):
         finally:
             conn.close()
 
+    environ = request.environ  # the generator runs after the request context is gone
+
     def relay():
         try:
-            while True:
-                block = resp.read(BLOCK)
-                if not block:
-                    return
-                yield block
+            yield from download_body(environ, resp, conn.sock, length, BLOCK, DATA_TIMEOUT)
         finally:
             conn.close()
 

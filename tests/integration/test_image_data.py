@@ -167,3 +167,15 @@ def test_image_deleted_during_upload_is_410(stack, api, image):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 410"), reply[:200]
     wait_for(lambda: not list(stack.datadir.glob(f"{image['id']}*")), what="no data left")
+
+
+def test_large_downloads_keep_the_connection_usable(api, image):
+    """Past the first block the gateway splices the bytes; the connection stays in step
+    for the next requests on it (keep-alive)."""
+    data = os.urandom(7 * MiB + 5)
+    upload(api, image["id"], data)
+    for _ in range(2):
+        assert api.get(f"/v2/images/{image['id']}/file").content == data
+        part = api.get(f"/v2/images/{image['id']}/file", headers={"Range": f"bytes={MiB}-"})
+        assert part.content == data[MiB:]
+        assert api.get(f"/v2/images/{image['id']}").json()["size"] == len(data)
