@@ -1,10 +1,11 @@
 """Moving image bytes through the gateway with as few copies as the server allows.
 
 Uploads: gunicorn's ``wsgi.input.read(n)`` gathers ``n`` bytes through a BytesIO and
-slices them (four copies of every byte); for an image upload that is most of the
-gateway's CPU. When the body has a known length, ``block_reader`` reads straight from
-gunicorn's socket reader instead: one ``recv`` (one copy) per block, and the reader's
-bookkeeping kept right. Any other server or body (chunked) falls back to plain ``read``.
+slices them (four copies of every byte); for an image upload that was most of the
+gateway's CPU. When the body has a known length, ``forward_body`` sends on what gunicorn
+has already read and splices the rest from the client's socket to the store's, keeping
+gunicorn's reader bookkeeping right. Chunked bodies and other servers are read and sent
+block by block.
 
 Downloads: after the first block (which carries gunicorn's status line and headers),
 ``download_body`` moves the rest from the store's socket to the client's with ``splice``
@@ -18,7 +19,7 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 try:  # the gateway runs under gunicorn; tests may drive the app without it
     from gunicorn.http.body import Body, LengthReader
@@ -26,33 +27,38 @@ except ImportError:  # pragma: no cover
     Body = LengthReader = None
 
 
-def block_reader(environ: dict, fallback: Callable[[int], bytes]) -> Callable[[int], bytes]:
-    """A ``read(max_bytes)`` for the request body, returning b"" at its end."""
+PIPE_SIZE = 1 << 20
+
+
+class SourceBroken(Exception):
+    """The side bytes are read from failed or ended early (errors of the side they are
+    written to stay OSErrors)."""
+
+
+def forward_body(environ: dict, target: socket.socket, timeout: float) -> int | None:
+    """Send a request body of known length to ``target`` without it entering Python
+    (past what gunicorn had read ahead); returns the bytes sent, or None when this
+    request cannot be spliced (the caller then reads it block by block)."""
     body = environ.get("wsgi.input")
     reader = getattr(body, "reader", None)
+    client = _client_socket(environ)
     if (
         Body is None
+        or client is None
         or not isinstance(body, Body)
         or not isinstance(reader, LengthReader)
         or body.buf.tell()
     ):
-        return fallback
-
-    def read(max_bytes: int) -> bytes:
-        if reader.length <= 0:
-            return b""
-        want = min(max_bytes, reader.length)
-        data = reader.unreader.read(None, read_ahead=want)  # what is buffered, or one recv
-        if len(data) > want:
-            reader.unreader.unread(data[want:])
-            data = data[:want]
-        reader.length -= len(data)
-        return data
-
-    return read
-
-
-PIPE_SIZE = 1 << 20
+        return None
+    length = reader.length
+    ahead = reader.unreader.take_buffered()
+    if len(ahead) > length:  # a pipelined next request: not ours to send
+        reader.unreader.unread(ahead[length:])
+        ahead = ahead[:length]
+    target.sendall(ahead)
+    _splice(client, target, length - len(ahead), timeout)
+    reader.length = 0
+    return length
 
 
 def _client_socket(environ: dict) -> socket.socket | None:
@@ -79,10 +85,15 @@ def _splice(source: socket.socket, target: socket.socket, length: int, timeout: 
             try:
                 moved = os.splice(source.fileno(), write_end, min(length, PIPE_SIZE))
             except BlockingIOError:
-                _wait(source, False, timeout)
+                try:
+                    _wait(source, False, timeout)
+                except TimeoutError as exc:
+                    raise SourceBroken(str(exc)) from exc
                 continue
+            except OSError as exc:
+                raise SourceBroken(str(exc)) from exc
             if moved == 0:
-                raise ConnectionError("the store closed the data hop early")
+                raise SourceBroken("the sending side closed the connection early")
             length -= moved
             while moved:
                 try:

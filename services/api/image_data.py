@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, request
 
-from services.api.body_stream import block_reader, download_body
+from services.api.body_stream import SourceBroken, download_body, forward_body
 from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
 from services.api.gateway import call
 from services.common.errors import (
@@ -69,8 +69,16 @@ def _declared_size() -> int | None:
 
 
 def _forward_upload(conn: http.client.HTTPConnection, size: int | None) -> int:
-    """Send the request body on to the store in large blocks; the bytes sent."""
-    read, sent = block_reader(request.environ, request.stream.read), 0
+    """Send the request body on to the store (spliced when its length is known, else in
+    large blocks); the bytes sent."""
+    if size is not None:
+        try:
+            sent = forward_body(request.environ, conn.sock, DATA_TIMEOUT)
+        except SourceBroken as exc:  # the client went away; the store sees a short body
+            raise BadRequest(f"The upload stream broke off: {exc}") from None
+        if sent is not None:
+            return sent
+    read, sent = request.stream.read, 0
     while True:
         try:
             block = read(BLOCK)
