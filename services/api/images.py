@@ -11,22 +11,12 @@ from services.api.list_params import parse_list_query
 from services.api.patch import check_property_name, parse_changes
 from services.api.views import image_href, image_view
 from services.common.errors import BadRequest, Forbidden
+from services.common.image_attributes import SETTABLE_ATTRIBUTES
 
 bp = Blueprint("images", __name__)
 
-# Settable image attributes (everything else in a create body is an extra property).
-CREATE_ATTRIBUTES = (
-    "id",
-    "name",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "min_ram",
-    "min_disk",
-    "owner",
-    "disk_format",
-    "container_format",
-)
+# A create body's image attributes (everything else in it is an extra property).
+CREATE_ATTRIBUTES = ("id", *SETTABLE_ATTRIBUTES)
 NOT_SETTABLE_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Duplicate, Forbidden, NotFound
+from services.common.image_attributes import SETTABLE_ATTRIBUTES
 from services.common.states import check_image_transition
 from services.registry import access, locations
 from services.registry.models import (
@@ -25,18 +26,6 @@ from services.registry.models import (
 from services.registry.quotas import check_quota
 from services.registry.views import IMAGES
 
-# Image attributes a client may set (the rest are read-only or derived).
-SETTABLE_ATTRIBUTES = (
-    "name",
-    "disk_format",
-    "container_format",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "min_ram",
-    "min_disk",
-    "owner",
-)
 # Attributes that exist on every image: never extra properties, never removable.
 BASE_ATTRIBUTES = SETTABLE_ATTRIBUTES + (
     "id",
