@@ -16,7 +16,7 @@ import urllib.request
 
 import amqp
 
-from services.api.rpc_client import _connection_params
+from services.api.rpc_client import connection_params
 from services.common.config import (
     amqp_uri,
     data_dir,
@@ -32,7 +32,7 @@ MAX_RESTARTS = 5  # within the window, before tessera-run gives up and stops eve
 
 
 def check_broker(conf) -> None:
-    params = _connection_params(amqp_uri(conf))
+    params = connection_params(amqp_uri(conf))
     try:
         conn = amqp.Connection(connect_timeout=3, **params)
         conn.connect()

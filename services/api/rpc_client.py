@@ -40,7 +40,7 @@ class NotSent(Exception):
     """The request could not be published: the connection was dead (safe to retry)."""
 
 
-def _connection_params(amqp_uri: str) -> dict:
+def connection_params(amqp_uri: str) -> dict:
     url = urlparse(amqp_uri.split(";")[0])
     vhost = unquote(url.path[1:]) if len(url.path) > 1 else "/"
     return {
@@ -56,7 +56,7 @@ class RpcConnection:
 
     def __init__(self, amqp_uri: str, connect_timeout: float = 5.0):
         self.connection = amqp.Connection(
-            connect_timeout=connect_timeout, **_connection_params(amqp_uri)
+            connect_timeout=connect_timeout, **connection_params(amqp_uri)
         )
         self.connection.connect()
         self.channel = self.connection.channel()

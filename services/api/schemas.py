@@ -17,6 +17,7 @@ UUID_PATTERN = (
 )
 VISIBILITIES = ["community", "public", "private", "shared"]
 MEMBER_STATUSES = ["pending", "accepted", "rejected"]
+MAX_INT = 2**31 - 1  # the database column's range
 
 
 def _string(description, read_only=False, nullable=False, **extra):
@@ -80,10 +81,14 @@ def image_properties(disk_formats: list[str], container_formats: list[str]) -> d
         ),
         "min_ram": {
             "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_INT,
             "description": "Amount of ram (in MB) required to boot image.",
         },
         "min_disk": {
             "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_INT,
             "description": "Amount of disk space (in GB) required to boot image.",
         },
         "self": _string("An image self url", read_only=True),

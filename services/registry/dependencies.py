@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from nameko.extensions import DependencyProvider
-from sqlalchemy.orm import sessionmaker
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from nameko.extensions import DependencyProvider
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common.errors import BadRequest, Conflict
 from services.registry.db import make_engine
 
 
+class Transactions:
+    """``begin()``: one transaction, and the database's own refusals as typed errors
+    (a value out of range or too long for its column is the caller's 400, a unique key
+    taken meanwhile a 409), never a 500."""
+
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except DataError as exc:
+            raise BadRequest(f"A value does not fit its field: {exc.orig}") from None
+        except IntegrityError as exc:
+            raise Conflict(f"The change conflicts with another one: {exc.orig}") from None
+
+
 class Database(DependencyProvider):
-    """Injects a sessionmaker; service methods run each call in one transaction with
+    """Injects Transactions; service methods run each call in one transaction with
     ``with self.db.begin() as session:``.
 
     The transaction commits inside the method on purpose: nameko sends the RPC reply
@@ -22,10 +46,10 @@ class Database(DependencyProvider):
         self.engine = make_engine(
             conf, pool_size=max(conf.database.max_pool_size, self.container.max_workers)
         )
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.transactions = Transactions(sessionmaker(self.engine, expire_on_commit=False))
 
     def stop(self):
         self.engine.dispose()
 
-    def get_dependency(self, worker_ctx) -> sessionmaker:
-        return self.sessions
+    def get_dependency(self, worker_ctx) -> Transactions:
+        return self.transactions

@@ -83,6 +83,8 @@ def test_create_errors(api):
     error_of(api.post("/v2/images", json={"id": "not-a-uuid"}), 400)
     error_of(api.post("/v2/images", json={"disk_format": "floppy"}), 400)
     error_of(api.post("/v2/images", json={"min_ram": "lots"}), 400)
+    error_of(api.post("/v2/images", json={"min_ram": 10**20}), 400)
+    error_of(api.post("/v2/images", json={"min_disk": -1}), 400)
     error_of(api.post("/v2/images", json={"custom": 7}), 400)
     error_of(api.post("/v2/images", json={"tags": ["x" * 256]}), 400)
     error_of(api.post("/v2/images", json={"k" * 256: "v"}), 400)
@@ -227,3 +229,15 @@ def test_quotas(api, image):
     assert "properties" in error_of(api.patch(path, too_many), 413)
     error_of(api.post("/v2/images", json={"tags": [f"t{i}" for i in range(129)]}), 413)
     assert api.get(path).json() == image
+
+
+def test_values_too_long_for_the_database_are_400(api, image):
+    """A property value MariaDB's TEXT column cannot hold is refused, not a 500, and
+    the image is unchanged (SQLite stores it)."""
+    huge = "x" * 70_000
+    resp = api.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": "/k", "value": huge}])
+    if resp.status_code == 200:
+        assert api.get(f"/v2/images/{image['id']}").json()["k"] == huge
+    else:
+        error_of(resp, 400)
+        assert api.get(f"/v2/images/{image['id']}").json() == image

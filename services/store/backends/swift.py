@@ -204,20 +204,32 @@ class SwiftStore:
         self.retry_get_count = retry_get_count
         self.scheme = "swift+http" if auth_address.startswith("http://") else "swift+https"
         self._user, self._key = user, key
-        self._connection_args = self._connection_kwargs(
-            user,
-            region,
-            endpoint_type,
-            service_type,
-            user_domain_id,
-            user_domain_name,
-            project_domain_id,
-            project_domain_name,
-            insecure,
-            cacert,
-            connection_retries,
-            timeout,
-        )
+        self._connection_args = {
+            "authurl": auth_address,
+            "user": user,
+            "key": key,
+            "auth_version": self.auth_version,
+            "retries": connection_retries,
+            "timeout": timeout,
+            "insecure": insecure,
+            "cacert": cacert,
+        }
+        if self.auth_version != "1":  # Keystone: catalog options, Glance's 'project:user'
+            domains = {
+                "user_domain_id": user_domain_id,
+                "user_domain_name": user_domain_name,
+                "project_domain_id": project_domain_id,
+                "project_domain_name": project_domain_name,
+                "region_name": region,
+            }
+            self._connection_args["os_options"] = {
+                "endpoint_type": endpoint_type,
+                "service_type": service_type,
+                **{k: v for k, v in domains.items() if v},
+            }
+            project, sep, name = user.partition(":")
+            if sep:
+                self._connection_args.update(user=name, tenant_name=project)
         self._pool: list[Connection] = []
         self._pool_size = pool_size
         self._lock = threading.Lock()
@@ -228,50 +240,6 @@ class SwiftStore:
         )
 
     # -- connections
-    def _connection_kwargs(
-        self,
-        user,
-        region,
-        endpoint_type,
-        service_type,
-        user_domain_id,
-        user_domain_name,
-        project_domain_id,
-        project_domain_name,
-        insecure,
-        cacert,
-        retries,
-        timeout,
-    ) -> dict:
-        kwargs = {
-            "authurl": self.auth_address,
-            "user": user,
-            "key": self._key,
-            "auth_version": self.auth_version,
-            "retries": retries,
-            "timeout": timeout,
-            "insecure": insecure,
-            "cacert": cacert,
-        }
-        if self.auth_version == "1":
-            return kwargs
-        os_options = {"endpoint_type": endpoint_type, "service_type": service_type}
-        if region:
-            os_options["region_name"] = region
-        for option, value in (
-            ("user_domain_id", user_domain_id),
-            ("user_domain_name", user_domain_name),
-            ("project_domain_id", project_domain_id),
-            ("project_domain_name", project_domain_name),
-        ):
-            if value:
-                os_options[option] = value
-        project, sep, name = user.partition(":")  # Glance's 'project:user'
-        if sep:
-            kwargs["user"], kwargs["tenant_name"] = name, project
-        kwargs["os_options"] = os_options
-        return kwargs
-
     def _new_connection(self) -> Connection:
         return Connection(**self._connection_args)
 
