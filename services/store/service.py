@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from services.common.errors import BadRequest, Conflict, Gone, TesseraError
 from services.common.rpc import Context, Settings, rpc
-from services.store.dataport import data_http, sendfile_body
+from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.pipeline import UploadPipeline
 
@@ -62,7 +62,7 @@ class StoreService:
         lease = eventlet.spawn(self._keep_lease, image_id, upload_id)
         try:
             pipeline = UploadPipeline(
-                request.stream.read,
+                body_readinto(request.environ),
                 claim["size"],
                 claim["max_size"],
                 self.conf.hashing_algorithm,

@@ -30,24 +30,13 @@ def test_partial_file_of_a_dead_writer_is_removed(backend, leftovers):
     assert leftovers("img") == []
 
 
-class _FullDisk:
-    """Stands in for the open file: every write fails as on a full disk."""
-
-    def __init__(self, fd, *args, **kwargs):
-        os.close(fd)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def write(self, data):
-        raise OSError(errno.ENOSPC, "No space left on device")
+def _no_space(fd, data):
+    """Every write fails as on a full disk."""
+    raise OSError(errno.ENOSPC, "No space left on device")
 
 
 def test_no_space_is_storage_full(backend, monkeypatch, leftovers):
-    monkeypatch.setattr(os, "fdopen", _FullDisk)
+    monkeypatch.setattr(os, "write", _no_space)
     with pytest.raises(StorageFull):
         backend.add("img", chunks_of(b"x" * 10), 10, upload_id="u")
     assert leftovers("img") == []
