@@ -43,6 +43,7 @@ def _write_all(fd: int, chunk: bytes, written: int) -> int:
     total = written + len(chunk)
     if _sync_file_range is not None and total // WRITE_BEHIND > written // WRITE_BEHIND:
         start = written // WRITE_BEHIND * WRITE_BEHIND
+        # a hint only: where it fails, the closing fsync still writes everything
         _sync_file_range(fd, start, total - start, _SYNC_FILE_RANGE_WRITE)
     return total
 
