@@ -153,23 +153,22 @@ def table_rows(args, limits: dict | None, summaries: dict, runs: dict) -> list[t
         if any(v is not None for v in values.values()):
             rows.append((label, better, values))
 
-    hash_limit = (limits or {}).get("hash_par_md5_sha512_MBps")
+    def upload_share(limit):
+        return lambda s: round(100 * s["upload_MBps"] / limit, 1) if s.get("upload_MBps") else None
+
     add("upload MB/s", "upload_MBps", "↑")
+    hash_limit = (limits or {}).get("hash_par_md5_sha512_MBps")
     if hash_limit:
         add(
             f"upload, % of 2-thread md5+sha512 ({hash_limit:.0f} MB/s)",
-            lambda s: (
-                round(100 * s["upload_MBps"] / hash_limit, 1) if s.get("upload_MBps") else None
-            ),
+            upload_share(hash_limit),
             "↑",
         )
     store_bound = upload_bound(limits)
     if store_bound:
         add(
             f"upload, % of the machine's bound for a file store ({store_bound:.0f} MB/s)",
-            lambda s: (
-                round(100 * s["upload_MBps"] / store_bound, 1) if s.get("upload_MBps") else None
-            ),
+            upload_share(store_bound),
             "↑",
         )
     add("upload server CPU s/GiB", "upload_server_cpu_s_per_GiB", "↓")

@@ -3,11 +3,13 @@ into a ring of reused buffers while the backend consumes them."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import os
 
 import eventlet
+import greenlet
 import pytest
 
 from services.store import pipeline as pipeline_module
@@ -98,11 +100,19 @@ def test_a_broken_sender_reaches_the_backend():
         consume(pipeline)
 
 
-def test_a_backend_that_stops_early_stops_the_reader():
+def _live_greenthreads() -> int:
+    return sum(
+        1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet) and obj and not obj.dead
+    )
+
+
+def test_a_backend_that_stops_early_leaves_no_reader_or_hash_lane_behind():
     data = os.urandom(20 * MiB)
+    before = _live_greenthreads()
     pipeline = UploadPipeline(readinto_of(data), len(data), 1 << 40, "sha512", None)
     chunks = pipeline.chunks()
     next(chunks)
+    assert _live_greenthreads() == before + 3  # the reader and two hash lanes
     chunks.close()  # the backend failed and dropped the iterator
     eventlet.sleep(0.01)
-    assert pipeline.size < len(data)
+    assert _live_greenthreads() == before
