@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
-from services.common.errors import BadRequest, Conflict, Duplicate, Forbidden, NotFound
+from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
 from services.common.image_attributes import SETTABLE_ATTRIBUTES
 from services.common.states import check_image_transition
 from services.registry import access, locations
@@ -221,7 +221,8 @@ def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
 
 def set_active(session: Session, ctx: RequestContext, image_id: str, active: bool) -> Image:
     """Deactivate (active → deactivated) or reactivate (deactivated → active); asking
-    for the status the image already has is not an error."""
+    for the status the image already has is not an error, any other status is a 403
+    (as Glance's domain answers)."""
     image = get_visible(session, ctx, image_id)
     action, current, target = (
         ("reactivate", "deactivated", "active")
@@ -232,6 +233,6 @@ def set_active(session: Session, ctx: RequestContext, image_id: str, active: boo
     if image.status == target:
         return image
     if image.status != current:
-        raise BadRequest(f"Not allowed to {action} image in status '{image.status}'")
+        raise Forbidden(f"Not allowed to {action} image in status '{image.status}'")
     change_status(session, image_id, current, target)
     return image
