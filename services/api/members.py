@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from services.api.gateway import call, json_body
+from services.api.gateway import call, json_body, path_text
 from services.common.errors import BadRequest
 
 bp = Blueprint("members", __name__)
@@ -34,11 +34,13 @@ def add_member(image_id):
 
 @bp.get("/v2/images/<image_id>/members/<member_id>")
 def show_member(image_id, member_id):
+    member_id = path_text(member_id, "member id")
     return jsonify(call("registry", "get_member", image_id, member_id))
 
 
 @bp.put("/v2/images/<image_id>/members/<member_id>")
 def update_member(image_id, member_id):
+    member_id = path_text(member_id, "member id")
     status = _field("status")
     if status not in STATUSES:
         raise BadRequest(f"Invalid status: {status}; use one of {', '.join(STATUSES)}.")
@@ -47,5 +49,6 @@ def update_member(image_id, member_id):
 
 @bp.delete("/v2/images/<image_id>/members/<member_id>")
 def remove_member(image_id, member_id):
+    member_id = path_text(member_id, "member id")
     call("registry", "remove_member", image_id, member_id)
     return "", 204
