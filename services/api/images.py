@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
-from services.api.gateway import call, conf, json_body
+from services.api.gateway import call, conf, json_body, path_text
 from services.api.list_params import parse_list_query
 from services.api.patch import check_property_name, parse_changes
 from services.api.views import image_href, image_view
@@ -93,6 +93,7 @@ def delete_image(image_id):
 
 @bp.put("/v2/images/<image_id>/tags/<path:tag>")
 def add_tag(image_id, tag):
+    tag = path_text(tag, "tag")
     if len(tag) > 255:
         raise BadRequest(f"Tag is longer than 255 characters: {tag[:32]}...")
     call("registry", "add_tag", image_id, tag)
@@ -101,6 +102,7 @@ def add_tag(image_id, tag):
 
 @bp.delete("/v2/images/<image_id>/tags/<path:tag>")
 def remove_tag(image_id, tag):
+    tag = path_text(tag, "tag")
     call("registry", "remove_tag", image_id, tag)
     return _no_content()
 
