@@ -120,19 +120,28 @@ def test_reader_cannot_write(api, reader_api, image):
     error_of(reader_api.get(f"/v2/images/{image['id']}/file"), 403)
 
 
-def test_deactivate_and_reactivate(api, admin_api, image):
+def test_deactivate_and_reactivate(api, admin_api, reader_api, other_api, image):
+    """Glance 33's defaults: admin or a member of the owning project (not a reader, not
+    another project); any status but active/deactivated is a 403, as in Glance."""
     path = f"/v2/images/{image['id']}"
-    error_of(admin_api.post(f"{path}/actions/deactivate"), 400)  # queued
+    assert "queued" in error_of(admin_api.post(f"{path}/actions/deactivate"), 403)
+    assert "queued" in error_of(api.post(f"{path}/actions/reactivate"), 403)
     upload(api, image["id"], b"payload")
-    error_of(api.post(f"{path}/actions/deactivate"), 403)  # admin only
-    assert admin_api.post(f"{path}/actions/deactivate").status_code == 204
-    assert admin_api.post(f"{path}/actions/deactivate").status_code == 204  # idempotent
+    error_of(reader_api.post(f"{path}/actions/deactivate"), 403)
+    error_of(other_api.post(f"{path}/actions/deactivate"), 404)  # cannot see it
+    assert api.get(path).json()["status"] == "active"
+    assert api.post(f"{path}/actions/deactivate").status_code == 204  # the owner's member
+    assert api.post(f"{path}/actions/deactivate").status_code == 204  # idempotent
     assert api.get(path).json()["status"] == "deactivated"
     assert "deactivated" in error_of(api.get(f"{path}/file"), 403)
     assert admin_api.get(f"{path}/file").content == b"payload"
-    error_of(api.post(f"{path}/actions/reactivate"), 403)
-    assert admin_api.post(f"{path}/actions/reactivate").status_code == 204
+    error_of(reader_api.post(f"{path}/actions/reactivate"), 403)
+    assert api.get(path).json()["status"] == "deactivated"
+    assert api.post(f"{path}/actions/reactivate").status_code == 204
+    assert api.post(f"{path}/actions/reactivate").status_code == 204  # idempotent
     assert api.get(f"{path}/file").content == b"payload"
+    assert admin_api.post(f"{path}/actions/deactivate").status_code == 204
+    assert admin_api.post(f"{path}/actions/reactivate").status_code == 204
 
 
 def test_community_and_public_visibility(api, other_api, admin_api):
