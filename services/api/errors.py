@@ -64,23 +64,15 @@ class UnsupportedMediaType(errors.TesseraError):
         self.accepted = accepted
 
 
+#: The common table (services/common/errors.py) and the gateway's own errors.
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
-    (errors.BadRequest, 400),
     (Unauthorized, 401),
-    (errors.Forbidden, 403),
-    (errors.NotFound, 404),
-    (errors.Conflict, 409),  # also Duplicate and InvalidTransition
-    (errors.Gone, 410),
-    (errors.QuotaExceeded, 413),
-    (errors.ServiceUnavailable, 503),
+    *errors.STATUS_BY_ERROR,
 ]
 
 
 def status_for(exc: errors.TesseraError) -> int:
-    for cls, code in STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return code
-    return 500
+    return errors.status_for(exc, STATUS_BY_ERROR)
 
 
 def register_error_handlers(app: Flask) -> None:

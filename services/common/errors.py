@@ -2,7 +2,8 @@
 
 Services raise these; nameko serialises them into the reply and both nameko callers
 (``deserialize_to_instance``) and the gateway's RPC client turn them back into the same
-class. The gateway maps each class to an HTTP status in one table (services/api/errors.py).
+class. Each class maps to an HTTP status in one table, ``STATUS_BY_ERROR`` below, which the
+gateway (services/api/errors.py) and the store's data port (services/store/dataport.py) use.
 """
 
 from __future__ import annotations
@@ -106,6 +107,27 @@ class ImageTooLarge(QuotaExceeded):
 @_typed
 class InvalidImageData(BadRequest):
     """The bytes are not a safe image of the declared disk format (400)."""
+
+
+#: The one table from typed errors to HTTP statuses: the first class that matches wins,
+#: so a subclass with a status of its own comes before its base.
+STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
+    (BadRequest, 400),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),  # also Duplicate and InvalidTransition
+    (Gone, 410),
+    (QuotaExceeded, 413),  # also StorageFull and ImageTooLarge
+    (ServiceUnavailable, 503),  # also StoreUnavailable
+]
+
+
+def status_for(exc: Exception, table: list[tuple[type[Exception], int]] = STATUS_BY_ERROR) -> int:
+    """The HTTP status of a typed error (500 for anything the table does not name)."""
+    for cls, code in table:
+        if isinstance(exc, cls):
+            return code
+    return 500
 
 
 def from_remote(exc_type: str, message: str) -> TesseraError | None:

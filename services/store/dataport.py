@@ -5,8 +5,10 @@ Built on nameko's web server, so each request runs as a nameko worker with the
 service's dependencies. Two changes to it:
 - chunked request bodies: eventlet's server de-chunks them, but werkzeug only reads a
   body without Content-Length when ``wsgi.input_terminated`` is set, so it is set here;
-- errors answer as JSON naming the typed error, which the gateway turns back into the
-  same error (and one HTTP status table) as it does for RPC replies.
+- errors answer as JSON naming the typed error, with the status the one table in
+  services/common/errors.py gives it (503 for StoreUnavailable, 413 for a cap or quota,
+  404, 409, 410 ...); the gateway turns the name back into the same error, as it does
+  for RPC replies.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.wrappers import Response
 
-from services.common.errors import TesseraError
+from services.common.errors import TesseraError, status_for
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ class DataHandler(HttpRequestHandler):
 
     def response_from_exception(self, exc):
         if isinstance(exc, TesseraError):
-            return error_response(exc, 400)
+            return error_response(exc, status_for(exc))
         log.error("data port request failed: %r", exc)
         return error_response(exc, 500)
 
