@@ -14,6 +14,7 @@ from pathlib import Path
 
 from oslo_config import cfg
 
+from services.common import broker
 from services.store.backends.swift_config import swift_opts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -202,6 +203,7 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(glance_store_opts, group="glance_store")
     conf.register_opts(swift_opts, group="glance_store")
     conf.register_opts(store_opts, group="store")
+    conf.register_opts(broker.rabbit_opts, group=broker.GROUP)
     return conf
 
 
@@ -239,30 +241,20 @@ def image_cache_dir(conf: cfg.ConfigOpts) -> Path:
 
 
 def amqp_uri(conf: cfg.ConfigOpts) -> str:
-    """oslo.messaging's ``rabbit://`` transport URL as the ``amqp://`` URI kombu takes."""
-    url = conf.transport_url
-    for prefix in ("rabbit://", "kombu://"):
-        if url.startswith(prefix):
-            url = "amqp://" + url[len(prefix) :]
-    # A transport URL may list several hosts (rabbit://a:5672,b:5672/); kombu takes ';'.
-    scheme, rest = url.split("://", 1)
-    hosts, _, vhost = rest.partition("/")
-    if "," not in hosts:
-        return url
-    parts = [h.rpartition("@") for h in hosts.split(",")]
-    default_creds = next((creds for creds, _, _ in parts if creds), "")
-    uris = []
-    for creds, _, host in parts:
-        creds = creds or default_creds
-        uris.append(f"{scheme}://{creds + '@' if creds else ''}{host}/{vhost}")
-    return ";".join(uris)
+    """oslo.messaging's ``rabbit://`` transport URL as the ``amqp://`` URI kombu takes
+    (several hosts become kombu's ``;``-separated failover list; services/common/broker.py)."""
+    return broker.kombu_uri(conf.transport_url)
 
 
 def nameko_config(conf: cfg.ConfigOpts) -> dict:
     """The nameko container config for a service run with ``conf``."""
+    settings = broker.BrokerSettings.from_config(conf)
     return {
-        "AMQP_URI": amqp_uri(conf),
+        "AMQP_URI": settings.amqp_uri,
+        "AMQP_SSL": settings.ssl or None,
+        "HEARTBEAT": settings.heartbeat,
         "max_workers": conf.rpc_max_workers,
         "serializer": "json",
+        "TESSERA_BROKER": settings,
         "TESSERA_CONF": conf,
     }
