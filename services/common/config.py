@@ -15,7 +15,7 @@ from pathlib import Path
 from oslo_config import cfg
 
 from services.common import broker
-from services.store.backends.swift_config import swift_opts
+from services.common.swift_options import swift_opts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"

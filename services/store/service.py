@@ -116,9 +116,8 @@ class StoreService:
         length = session["length"]
         if length is None:
             length = backend.size(location) - offset
-        local_path = getattr(backend, "local_path", None)
-        if local_path is not None and length > 0:
-            body = sendfile_body(request.environ, local_path(location), offset, length)
+        if backend.local_files and length > 0:
+            body = sendfile_body(request.environ, backend.local_path(location), offset, length)
         else:
             body = backend.get(location, offset, length)
         return Response(

@@ -1,21 +1,27 @@
 """The store backend contract, modelled on glance_store but smaller.
 
 A backend moves bytes and nothing else: hashing, size caps and format inspection happen
-once, in services/store/pipeline.py, around the stream a backend reads. Every backend
-passes the shared contract tests in tests/unit/store/test_backend_contract.py.
+once, in services/store/pipeline.py, around the stream a backend reads. Every backend is
+a ``StoreBackend`` (checked with ``isinstance`` in its tests); every writable one passes
+the shared contract tests, ``WritableBackendContract`` in tests/unit/store/contract.py.
 
 Rules every backend keeps:
+- Its optional capabilities are declared as class attributes (``writable``,
+  ``local_files``), never found out by probing for methods: a caller reads the
+  declaration before it uses what the capability promises.
 - ``add`` consumes the whole iterator or raises; a partial write is always removed
   before the exception leaves ``add``.
 - Location URIs never embed credentials (Swift locations name the container and object;
   the credentials come from configuration).
-- Failures are the typed exceptions below, never a library's own exception.
+- Failures are the typed exceptions imported below (services/common/errors.py, so they
+  cross RPC and the data port by name), never a library's own exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 # The typed errors of the contract live with the others that cross RPC and HTTP.
@@ -40,8 +46,12 @@ class StoredImage:
 class StoreBackend(Protocol):
     #: URI schemes of the locations this backend reads (``file``, ``http``/``https``, ``swift``).
     schemes: tuple[str, ...]
-    #: Whether ``add`` and ``delete`` are supported (http is read-only).
+    #: Whether ``add``, ``delete`` and ``delete_partial`` act (http is read-only:
+    #: ``add`` refuses, the others do nothing).
     writable: bool
+    #: Whether the data at a location is a file on this host that ``local_path`` names,
+    #: so the data port sends it with ``sendfile`` instead of reading it through ``get``.
+    local_files: bool
 
     def add(
         self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
@@ -55,6 +65,10 @@ class StoreBackend(Protocol):
 
     def size(self, location: str) -> int:
         """The number of bytes at ``location``."""
+
+    def local_path(self, location: str) -> Path:
+        """The file holding the data at ``location``; only for a backend that declares
+        ``local_files`` (the others raise NotImplementedError)."""
 
     def delete(self, location: str) -> None:
         """Remove the data at ``location``; a location already gone is not an error."""

@@ -61,6 +61,7 @@ def _os_error(exc: OSError, what: str) -> Exception:
 class FileStore:
     schemes = ("file",)
     writable = True
+    local_files = True
 
     def __init__(self, datadir: Path):
         self.datadir = Path(datadir).resolve()

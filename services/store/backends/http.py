@@ -27,6 +27,7 @@ def _check(resp: requests.Response, location: str) -> None:
 class HttpStore:
     schemes = ("http", "https")
     writable = False
+    local_files = False
 
     def __init__(self, session: requests.Session | None = None):
         self.session = session or requests.Session()
@@ -84,6 +85,9 @@ class HttpStore:
             raise StoreUnavailable(
                 f"The size of the image data at {location} is unknown (no Content-Length)."
             ) from None
+
+    def local_path(self, location: str):
+        raise NotImplementedError("The http store keeps no local files.")
 
     def delete(self, location: str) -> None:
         """Data at an external URL is not Tessera's to delete."""

@@ -165,6 +165,7 @@ class _Body:
 class SwiftStore:
     schemes = ("swift", "swift+http", "swift+https", "swift+config")
     writable = True
+    local_files = False
 
     def __init__(
         self,
@@ -518,6 +519,9 @@ class SwiftStore:
         container, obj = self._parse(location)
         with self._connection() as conn, _errors("read the image size"):
             return int(conn.head_object(container, obj)["content-length"])
+
+    def local_path(self, location: str):
+        raise NotImplementedError("The Swift store keeps no local files.")
 
     # -- delete
     def delete(self, location: str) -> None:
