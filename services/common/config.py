@@ -122,6 +122,17 @@ image_format_opts = [
         default=DEFAULT_CONTAINER_FORMATS,
         help="Container formats images may declare.",
     ),
+    cfg.BoolOpt(
+        "require_image_format_match",
+        default=True,
+        help="Refuse an upload (container_format bare) whose content is not of its "
+        "disk_format, as Glance does.",
+    ),
+    cfg.ListOpt(
+        "gpt_safety_checks_nonfatal",
+        default=[],
+        help="GPT/MBR safety checks (mbr) that only warn for content found to be GPT.",
+    ),
 ]
 
 database_opts = [

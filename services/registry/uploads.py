@@ -51,6 +51,7 @@ def begin_upload(
     return {
         "image_id": image_id,
         "disk_format": image.disk_format,
+        "container_format": image.container_format,
         "max_size": space_left(session, image.owner, conf),
     }
 

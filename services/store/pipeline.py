@@ -21,7 +21,7 @@ from eventlet import tpool
 from eventlet.queue import LightQueue
 
 from services.store.backends.base import ImageTooLarge, SizeMismatch
-from services.store.formats import FormatInspector
+from services.store.formats import FormatInspector, FormatPolicy
 
 CHUNK = 4 << 20
 BUFFERS = 4  # per upload: BUFFERS * CHUNK of memory, however large the image
@@ -78,6 +78,8 @@ class UploadPipeline:
         max_size: int,
         hashing_algorithm: str,
         disk_format: str | None,
+        container_format: str | None = "bare",
+        format_policy: FormatPolicy = FormatPolicy(),
     ):
         self.readinto = readinto
         self.declared_size = declared_size
@@ -85,7 +87,7 @@ class UploadPipeline:
         self.hashing_algorithm = hashing_algorithm
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.os_hash = hashlib.new(hashing_algorithm)
-        self.inspector = FormatInspector(disk_format)
+        self.inspector = FormatInspector(disk_format, container_format, format_policy)
         self.size = 0
         self.virtual_size: int | None = None
         self._check_declared_size()

@@ -14,10 +14,11 @@ from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
-from services.common.errors import BadRequest, Conflict, Gone, TesseraError
+from services.common.errors import BadRequest, Conflict, Gone, ImageTooLarge, TesseraError
 from services.common.rpc import Context, Settings, rpc
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
+from services.store.formats import FormatPolicy
 from services.store.pipeline import UploadPipeline
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,14 @@ class StoreService:
         on this replica's data port that takes the bytes."""
         upload_id = str(uuid.uuid4())
         claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name)
+        if size is not None and size > claim["max_size"]:
+            # the declared size is over what the project may still store: refused before
+            # the gateway sends a byte (the image is queued again)
+            self.registry.abort_upload(image_id, upload_id)
+            raise ImageTooLarge(
+                f"Image of {size} bytes exceeds the {claim['max_size']} bytes this project "
+                f"may still store (image_size_cap and user_storage_quota)."
+            )
         self.sessions.add("upload", {**claim, "size": size}, token=upload_id)
         return {"url": f"{self.data_port}/uploads/{upload_id}"}
 
@@ -67,6 +76,8 @@ class StoreService:
                 claim["max_size"],
                 self.conf.hashing_algorithm,
                 claim["disk_format"],
+                container_format=claim.get("container_format"),
+                format_policy=FormatPolicy.from_config(self.conf),
             )
             stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
         except BaseException as exc:
