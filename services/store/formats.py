@@ -36,10 +36,12 @@ log = logging.getLogger(__name__)
 #: disk_format values whose content the library can recognise.
 INSPECTABLE_FORMATS = tuple(fi.ALL_FORMATS)
 
-#: The stream's head is given to the library in one piece at least this long. Some of its
-#: regions are "complete" at a minimum length and then keep what the chunk that completed
-#: them held (a vmdk descriptor: up to 1 MiB), so without this a text vmdk descriptor cut
-#: into small first reads by the socket would pass for raw content.
+#: The library sees the stream's first MiB as one piece, whatever the socket's reads were,
+#: because its answers depend on where chunks end: some regions are complete at a minimum
+#: length and keep what the completing chunk held (a text vmdk descriptor cut into small
+#: reads passes for raw content), and the vhdx inspector misses the virtual size if the
+#: chunk that ends the header (at 256 KiB) also holds the metadata table (at 1 MiB or
+#: beyond, 1 MiB-aligned by the format). After the head, chunks of any size are fine.
 HEAD_SIZE = fi.VMDKInspector.DESC_MAX_SIZE + 1
 
 
@@ -97,14 +99,21 @@ class FormatInspector:
         so the caller may reuse its buffer)."""
         if not self.inspected or not len(chunk):
             return
-        if self._head is not None:
-            if self._head or len(chunk) < HEAD_SIZE:
-                self._head += chunk
-                if len(self._head) < HEAD_SIZE:
-                    return
-                chunk = self._head
-            self._head = None
-        self._push(chunk)
+        if self._head is None:
+            self._push(chunk)
+            return
+        taken = HEAD_SIZE - len(self._head)  # the part of this chunk that ends the head
+        if not self._head and len(chunk) >= HEAD_SIZE:
+            head = chunk[:HEAD_SIZE]  # a view if chunk is one: no copy
+        else:
+            self._head += chunk[:taken]
+            if len(self._head) < HEAD_SIZE:
+                return
+            head = self._head
+        self._head = None
+        self._push(head)
+        if len(chunk) > taken:
+            self._push(chunk[taken:])
 
     def _push(self, chunk) -> None:
         self._source.chunk = chunk

@@ -57,6 +57,7 @@ def reused_buffer_chunks(data: bytes, size: int = 64 * 1024):
 
 
 def chunkings(data: bytes):
+    yield chunks_of(data, 4 * MiB)  # the store pipeline's chunk size
     yield chunks_of(data, MiB)
     yield irregular_chunks(data)
     yield reused_buffer_chunks(data)
