@@ -9,10 +9,15 @@ import socket
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
+import requests
 
+from services.common.context import RequestContext
+from tests.conftest import Api
 from tests.integration.test_images_api import error_of
+from tests.stack import Stack
 
 MiB = 1 << 20
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -56,7 +61,7 @@ def test_upload_download_roundtrip(api, image, size):
     assert shown["checksum"] == hashlib.md5(data).hexdigest()
     assert shown["os_hash_algo"] == "sha512"
     assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert shown["virtual_size"] == size  # raw stays raw
+    assert shown["virtual_size"] == (size or None)  # raw stays raw; Glance leaves 0 unset
     got = api.get(f"/v2/images/{image['id']}/file")
     assert got.status_code == 200
     assert got.headers["Content-Length"] == str(size)
@@ -94,6 +99,40 @@ def test_ranges(api, image):
     error_of(resp, 416)
     assert resp.headers["Content-Range"] == f"bytes */{MiB}"
     error_of(api.get(path, headers={"Range": "lines=1-2"}), 416)
+
+
+def test_range_forms_as_glance_reads_them(api, image):
+    """werkzeug parses the header as webob does for Glance: spaces and any case; a
+    request's Content-Range still selects bytes; several ranges are a 400, a malformed
+    or unsatisfiable range a 416."""
+    data = os.urandom(1000)
+    upload(api, image["id"], data)
+    path = f"/v2/images/{image['id']}/file"
+    for headers, expected, content_range in [
+        ({"Range": "bytes = 10-19"}, data[10:20], "bytes 10-19/1000"),
+        ({"Range": "BYTES=990-"}, data[990:], "bytes 990-999/1000"),
+        ({"Range": "bytes=-5000"}, data, "bytes 0-999/1000"),  # more than there is
+        ({"Content-Range": "bytes 0-9/*"}, data[:10], "bytes 0-9/1000"),
+        ({"Content-Range": "bytes 100-199/1000"}, data[100:200], "bytes 100-199/1000"),
+    ]:
+        resp = api.get(path, headers=headers)
+        assert resp.status_code == 206, (headers, resp.text)
+        assert resp.content == expected, headers
+        assert resp.headers["Content-Range"] == content_range, headers
+    assert "multiple ranges" in error_of(api.get(path, headers={"Range": "bytes=0-1,5-6"}), 400)
+    for headers in [
+        {"Range": "bytes=9-5"},
+        {"Range": "bytes=-0"},
+        {"Range": "bytes=a-b"},
+        {"Range": "bytes=0-9x"},
+        {"Range": ""},
+        {"Content-Range": "bytes 1000-1009/*"},
+        {"Content-Range": "bytes 990-1009/*"},
+        {"Content-Range": "bytes 0-9"},
+    ]:
+        resp = api.get(path, headers=headers)
+        error_of(resp, 416)
+        assert resp.headers["Content-Range"] == "bytes */1000", headers
 
 
 def test_no_data_is_204(api, image):
@@ -179,3 +218,119 @@ def test_large_downloads_keep_the_connection_usable(api, image):
         part = api.get(f"/v2/images/{image['id']}/file", headers={"Range": f"bytes={MiB}-"})
         assert part.content == data[MiB:]
         assert api.get(f"/v2/images/{image['id']}").json()["size"] == len(data)
+
+
+class Endless:
+    """A request body that declares ``declared`` bytes (requests sends Content-Length
+    from ``len``) and yields MiB blocks, counting them, up to ``limit`` bytes."""
+
+    def __init__(self, declared: int, limit: int = 256 * MiB):
+        self.declared, self.limit, self.sent = declared, limit, 0
+
+    def __len__(self) -> int:
+        return self.declared
+
+    def __iter__(self):
+        block = os.urandom(MiB)
+        while self.sent < self.limit:
+            self.sent += len(block)
+            yield block
+
+
+def assert_refused_up_front(api, image_id: str, body: Endless, **headers) -> str:
+    """The upload is a 413 in the JSON error shape, answered at once though the client
+    is still sending; the gateway read almost none of the body and the image stays
+    queued."""
+    started = time.monotonic()
+    message = error_of(upload(api, image_id, body, **headers), 413)
+    assert time.monotonic() - started < 10
+    assert body.sent < body.limit, "the server read the whole body before answering"
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+    return message
+
+
+def test_declared_size_over_the_cap_is_refused_up_front(api, image):
+    """image_size_cap is 1 TiB by default: a 2 TiB Content-Length (or
+    x-openstack-image-size with a chunked body) gets its 413 before any RPC."""
+    message = assert_refused_up_front(api, image["id"], Endless(2 << 40))
+    assert "image_size_cap" in message and str(2 << 40) in message
+
+    body = Endless(0)  # sent chunked: only the header declares the size
+    resp = upload(api, image["id"], iter(body), **{"x-openstack-image-size": str(2 << 40)})
+    assert "image_size_cap" in error_of(resp, 413)
+    assert body.sent < body.limit
+    assert upload(api, image["id"], b"fits").status_code == 204
+
+
+@pytest.fixture(scope="module")
+def quota_stack(tmp_path_factory):
+    """A stack (SQLite) whose projects may store 10 MB each."""
+    stack = Stack(
+        tmp_path_factory.mktemp("quota"), sections={"DEFAULT": {"user_storage_quota": "10MB"}}
+    ).start()
+    yield stack
+    stack.cleanup()
+
+
+def test_declared_size_over_the_storage_quota_is_refused_up_front(quota_stack):
+    """The quota needs the project's usage, which the store learns when it claims the
+    image: it refuses there, before its data port takes a byte, and queues the image
+    again."""
+    api = Api(quota_stack.url, project=f"quota-{uuid.uuid4().hex[:8]}")
+    image = api.create(name="over", disk_format="raw", container_format="bare")
+    message = assert_refused_up_front(api, image["id"], Endless(100 << 30))
+    assert "exceeds" in message and "user_storage_quota" in message
+    assert upload(api, image["id"], os.urandom(MiB)).status_code == 204
+    second = api.create(name="second", disk_format="raw", container_format="bare")
+    assert_refused_up_front(api, second["id"], Endless(1 << 30))  # 9 MiB left
+    assert upload(api, second["id"], os.urandom(MiB)).status_code == 204
+
+
+@pytest.fixture
+def rpc(stack):
+    from services.api.rpc_client import RpcClient
+    from services.common.config import amqp_uri, load_config
+
+    client = RpcClient(amqp_uri(load_config(["--config-file", str(stack.config)])), 10)
+    yield client
+    client.close()
+
+
+@contextmanager
+def file_store_broken(stack):
+    """The file store's directory is replaced by a file: every write fails (as root,
+    which permissions would not stop)."""
+    away = stack.datadir.with_name("images.away")
+    stack.datadir.rename(away)
+    stack.datadir.write_bytes(b"")
+    try:
+        yield
+    finally:
+        stack.datadir.unlink()
+        away.rename(stack.datadir)
+
+
+def test_data_port_answers_each_typed_error_with_its_status(stack, api, image, rpc):
+    """The store's data port, asked directly: a used download URL is a 404 and a store
+    that cannot write a 503, each naming its typed error (not a 400 for all)."""
+    ctx = RequestContext(project_id=api.project, roles=("member", "reader"))
+    upload(api, image["id"], b"abc")
+    location = (stack.datadir / image["id"]).resolve().as_uri()
+    url = rpc.call("store", "open_download", ctx, location)["url"]
+    assert requests.get(url, timeout=10).content == b"abc"
+    used = requests.get(url, timeout=10)
+    assert (used.status_code, used.json()["exc_type"]) == (404, "NotFound")
+
+    other = api.create(name="unwritable", disk_format="raw", container_format="bare")
+    session = rpc.call("store", "open_upload", ctx, other["id"], 3)
+    with file_store_broken(stack):
+        resp = requests.put(session["url"], data=b"abc", headers=OCTETS, timeout=10)
+    assert (resp.status_code, resp.json()["exc_type"]) == (503, "StoreUnavailable")
+    assert api.get(f"/v2/images/{other['id']}").json()["status"] == "queued"
+
+
+def test_store_unavailable_is_503(stack, api, image):
+    with file_store_broken(stack):
+        assert "file store" in error_of(upload(api, image["id"], b"abc"), 503)
+    assert api.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
+    assert upload(api, image["id"], b"abc").status_code == 204
