@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, request
+from werkzeug.http import parse_content_range_header, parse_range_header
 
 from services.api.body_stream import SourceBroken, download_body, forward_body
 from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
-from services.api.gateway import call
+from services.api.gateway import call, conf
 from services.common.errors import (
     BadRequest,
     Forbidden,
+    ImageTooLarge,
     ServiceUnavailable,
     SizeMismatch,
     from_remote,
@@ -26,7 +27,6 @@ bp = Blueprint("image_data", __name__)
 
 BLOCK = 2 << 20
 DATA_TIMEOUT = 300  # seconds a data-port hop may stay silent
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def _connect(url: str) -> tuple[http.client.HTTPConnection, str]:
@@ -101,6 +101,14 @@ def upload(image_id):
             f"image data must be application/octet-stream."
         )
     size = _declared_size()
+    cap = conf().image_size_cap
+    if size is not None and size > cap:
+        # refused before any RPC or body read; gunicorn then reads at most a little of
+        # the body and closes, so a client still sending gets this answer at once
+        raise ImageTooLarge(
+            f"The incoming image is too large: {size} bytes exceeds the image_size_cap "
+            f"of {cap} bytes."
+        )
     session = call("store", "open_upload", image_id, size)
     conn, path = _connect(session["url"])
     try:
@@ -134,21 +142,52 @@ def upload(image_id):
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:
-    """(offset, length) of a single byte range; RangeNotSatisfiable when none applies."""
-    match = RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
+    """(offset, length) of the single byte range a ``Range`` header asks for, as Glance
+    answers: several ranges are a 400, a malformed or unsatisfiable one a 416."""
+    if "," in header:
+        raise BadRequest(
+            "Requests with multiple ranges are not supported in Glance. "
+            "You may make multiple single-range requests instead."
+        )
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes":
         raise RangeNotSatisfiable(f"Invalid Range header: {header}", size)
-    first, last = match.groups()
-    if first == "":  # the last N bytes
-        length = min(int(last), size)
-        if length == 0:
-            raise RangeNotSatisfiable(f"Range {header} is not satisfiable", size)
-        return size - length, length
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or end < start:
+    start, stop = parsed.ranges[0]
+    if start < 0:  # the last -start bytes
+        start, stop = max(size + start, 0), size
+    elif start >= size:
+        raise RangeNotSatisfiable(
+            f"Invalid start position in Range header. Start position MUST be in the "
+            f"inclusive range [0, {size - 1}].",
+            size,
+        )
+    else:
+        stop = size if stop is None else min(stop, size)
+    if stop <= start:  # nothing of an empty image
         raise RangeNotSatisfiable(f"Range {header} is not satisfiable for {size} bytes", size)
-    return start, end - start + 1
+    return start, stop - start
+
+
+def _parse_content_range(header: str, size: int) -> tuple[int, int]:
+    """(offset, length) of a request's ``Content-Range`` (``bytes 0-99/*``), which Glance
+    still accepts in place of ``Range`` for backward compatibility."""
+    parsed = parse_content_range_header(header)
+    if parsed is None or parsed.units != "bytes" or parsed.start is None:
+        raise RangeNotSatisfiable(f"Invalid Content-Range header: {header}", size)
+    if parsed.start >= size or parsed.stop > size:
+        raise RangeNotSatisfiable(
+            f"Content-Range {header} is not satisfiable for {size} bytes", size
+        )
+    return parsed.start, parsed.stop - parsed.start
+
+
+def _requested_range(size: int) -> tuple[int, int] | None:
+    """(offset, length) the request asks for, or None for the whole image."""
+    if (header := request.headers.get("Range")) is not None:
+        return _parse_range(header, size)
+    if (header := request.headers.get("Content-Range")) is not None:
+        return _parse_content_range(header, size)
+    return None
 
 
 @bp.get("/v2/images/<image_id>/file")
@@ -166,10 +205,9 @@ def download(image_id):
         return "", 204
     size = image["size"]
     offset, length, status = 0, size, 200
-    range_header = request.headers.get("Range")
-    if range_header:
-        offset, length = _parse_range(range_header, size)
-        status = 206
+    requested = _requested_range(size)
+    if requested is not None:
+        (offset, length), status = requested, 206
     session = call(
         "store",
         "open_download",
