@@ -10,9 +10,8 @@ from services.api import image_data, images, members, versions
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.rpc_client import RpcClient
-from services.api.schemas import SchemaValidator, image_schema
-from services.common.config import amqp_uri
 from services.common.context import new_request_id
+from services.common.image_schema import image_schema, image_validator
 from services.common.logs import set_request_id
 
 log = logging.getLogger(__name__)
@@ -25,13 +24,12 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.json.sort_keys = False
     app.json.compact = True
     app.url_map.strict_slashes = False
-    schema = image_schema(conf)
     app.extensions.update(
         {
             "tessera.conf": conf,
-            "tessera.rpc": rpc_client or RpcClient(amqp_uri(conf), timeout=conf.rpc_timeout),
-            "tessera.image_schema": schema,
-            "tessera.image_validator": SchemaValidator(schema),
+            "tessera.rpc": rpc_client or RpcClient.from_config(conf),
+            "tessera.image_schema": image_schema(conf),
+            "tessera.image_validator": image_validator(conf),
         }
     )
     flavor = (conf.paste_deploy.flavor or "").strip().lower()

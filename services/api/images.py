@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
 from services.api.gateway import call, conf, json_body, path_text
 from services.api.list_params import parse_list_query
-from services.api.patch import check_property_name, parse_changes
+from services.api.patch import parse_changes
 from services.api.views import image_href, image_view
+from services.common.contracts import NewImage
 from services.common.errors import BadRequest, Forbidden
-from services.common.image_attributes import SETTABLE_ATTRIBUTES
+from services.common.image_attributes import check_writable
 
 bp = Blueprint("images", __name__)
-
-# A create body's image attributes (everything else in it is an extra property).
-CREATE_ATTRIBUTES = ("id", *SETTABLE_ATTRIBUTES)
-NOT_SETTABLE_ON_CREATE = ("direct_url", "self", "file", "schema", "stores")
 
 
 def _validator():
@@ -33,19 +31,10 @@ def create_image():
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object.")
-    for key in NOT_SETTABLE_ON_CREATE:
-        if key in body:
-            raise Forbidden(f"Attribute '{key}' is read-only.")
-    _validator().validate(body)
-    tags = body.pop("tags", [])
-    attributes = {k: body.pop(k) for k in CREATE_ATTRIBUTES if k in body}
     for key in body:
-        check_property_name(key)
-        if len(key) > 255:
-            raise BadRequest("Custom property should not be greater than 255 characters.")
-    if "locations" in body:
-        raise Forbidden("Attribute 'locations' is reserved.")
-    record = call("registry", "create_image", attributes, body, tags)
+        check_writable(key, creating=True)
+    new = NewImage.from_body(body, _validator())
+    record = call("registry", "create_image", new.to_wire())
     response = jsonify(image_view(record, conf()))
     response.status_code = 201
     response.headers["Location"] = image_href(record["id"])
@@ -56,7 +45,7 @@ def create_image():
 def list_images():
     settings = conf()
     query = parse_list_query(request.args, settings)
-    result = call("registry", "list_images", query)
+    result = call("registry", "list_images", query.to_wire())
     params = [(k, v) for k, v in request.args.items(multi=True) if k != "marker"]
     body = {
         "images": [image_view(r, settings) for r in result["images"]],
@@ -76,12 +65,14 @@ def show_image(image_id):
 @bp.patch("/v2/images/<image_id>")
 def update_image(image_id):
     changes = parse_changes((request.mimetype or "").lower(), json_body, _validator())
+    wire = []
     for change in changes:
-        if change["path"][0] == "locations" and change["op"] == "add":
+        if change.name == "locations" and change.op == "add":
             if not conf().show_multiple_locations:
                 raise Forbidden("It's not allowed to add locations if locations are invisible.")
-            change["size"] = call("store", "location_size", change["value"]["url"])
-    record = call("registry", "update_image", image_id, changes)
+            change = replace(change, size=call("store", "location_size", change.value["url"]))
+        wire.append(change.to_wire())
+    record = call("registry", "update_image", image_id, wire)
     return jsonify(image_view(record, conf()))
 
 

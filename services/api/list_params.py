@@ -4,28 +4,25 @@ the plain query the registry runs (services/registry/listing.py)."""
 from __future__ import annotations
 
 import csv
-from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
 
+from services.common.contracts import (
+    BIGINT_MAX,
+    FILTER_FIELDS,
+    LIST_VISIBILITIES,
+    MEMBER_STATUSES,
+    SORT_KEYS,
+    TIME_FIELDS,
+    TIME_OPERATORS,
+    Filter,
+    ListQuery,
+    parse_time,
+)
 from services.common.errors import BadRequest
 
-SORT_KEYS = (
-    "name",
-    "status",
-    "container_format",
-    "disk_format",
-    "size",
-    "id",
-    "created_at",
-    "updated_at",
-)
-VISIBILITIES = ("community", "public", "private", "shared", "all")
-MEMBER_STATUSES = ("pending", "accepted", "rejected", "all")
-OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq")
-IN_FIELDS = ("id", "name", "status", "container_format", "disk_format")
+IN_FIELDS = tuple(name for name, (ops, _) in FILTER_FIELDS.items() if "in" in ops)
 EXACT_FIELDS = ("owner",)
-TIME_FIELDS = ("created_at", "updated_at")
 NOT_FILTERS = (
     "limit",
     "marker",
@@ -104,11 +101,14 @@ def _bool(name: str, raw: str) -> bool:
 
 def _int(name: str, raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(
             f"Invalid value '{raw}' for the '{name}' filter: it must be an integer."
         ) from None
+    if not 0 <= value <= BIGINT_MAX:
+        raise BadRequest(f"The '{name}' filter must be between 0 and {BIGINT_MAX}.")
+    return value
 
 
 def _in_values(raw: str) -> list[str]:
@@ -124,8 +124,8 @@ def _in_values(raw: str) -> list[str]:
 
 def _check_time(name: str, raw: str) -> str:
     try:
-        datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        parse_time(raw)
+    except BadRequest:
         raise BadRequest(
             f"Unable to filter on '{name}': '{raw}' is not an ISO 8601 time, "
             f"e.g. 2026-01-31T12:00:00Z."
@@ -133,28 +133,28 @@ def _check_time(name: str, raw: str) -> str:
     return raw
 
 
-def _field_filter(name: str, raw: str) -> dict:
+def _field_filter(name: str, raw: str) -> Filter:
     """One filter on a base field; ``op:value`` where the field takes operators."""
     if name in TIME_FIELDS:
         op, sep, value = raw.partition(":")
-        if not sep or op not in OPERATORS:
+        if not sep or op not in TIME_OPERATORS:
             raise BadRequest(
                 f"Unable to filter on '{name}' with '{raw}': use one of the "
-                f"operators {', '.join(OPERATORS)}, e.g. "
+                f"operators {', '.join(TIME_OPERATORS)}, e.g. "
                 f"{name}=gte:2026-01-31T12:00:00Z."
             )
-        return {"field": name, "op": op, "value": _check_time(name, value)}
+        return Filter(name, op, _check_time(name, value))
     if raw.startswith("in:"):
-        return {"field": name, "op": "in", "value": _in_values(raw[3:])}
+        return Filter(name, "in", _in_values(raw[3:]))
     if raw.startswith("eq:"):
         raw = raw[3:]
-    return {"field": name, "op": "eq", "value": raw}
+    return Filter(name, "eq", raw)
 
 
-def parse_list_query(args: MultiDict, conf) -> dict:
+def parse_list_query(args: MultiDict, conf) -> ListQuery:
     params = MultiDict(args)
     visibility = _single(params, "visibility")
-    if visibility is not None and visibility not in VISIBILITIES:
+    if visibility is not None and visibility not in LIST_VISIBILITIES:
         raise BadRequest(f"Invalid visibility value: {visibility}")
     member_status = _single(params, "member_status") or "accepted"
     if member_status not in MEMBER_STATUSES:
@@ -162,35 +162,35 @@ def parse_list_query(args: MultiDict, conf) -> dict:
     if "changes-since" in params:
         raise BadRequest('The "changes-since" filter is no longer available on v2.')
     os_hidden = _single(params, "os_hidden")
-    query = {
-        "limit": _limit(_single(params, "limit"), conf.limit_param_default, conf.api_limit_max),
-        "marker": _single(params, "marker"),
-        "sort": _sort(params),
-        "visibility": visibility,
-        "member_status": member_status,
-        "os_hidden": _bool("os_hidden", os_hidden) if os_hidden is not None else False,
-        "tags": [t.strip() for t in params.getlist("tag")],
-        "filters": [],
-        "properties": {},
-    }
-    filters = query["filters"]
+    filters = []
     for name, op in (("size_min", "gte"), ("size_max", "lte")):
         raw = _single(params, name)
         if raw is not None:
-            filters.append({"field": "size", "op": op, "value": _int(name, raw)})
+            filters.append(Filter("size", op, _int(name, raw)))
     protected = _single(params, "protected")
     if protected is not None:
-        filters.append({"field": "protected", "op": "eq", "value": _bool("protected", protected)})
+        filters.append(Filter("protected", "eq", _bool("protected", protected)))
+    properties = {}
     for name in params:
         if name in NOT_FILTERS:
             continue
         raw = _single(params, name)
-        if name in IN_FIELDS or name in TIME_FIELDS or name in EXACT_FIELDS:
-            filters.append(
-                _field_filter(name, raw)
-                if name not in EXACT_FIELDS
-                else {"field": name, "op": "eq", "value": raw}
-            )
+        if name in EXACT_FIELDS:
+            filters.append(Filter(name, "eq", raw))
+        elif name in IN_FIELDS or name in TIME_FIELDS:
+            filters.append(_field_filter(name, raw))
         else:
-            query["properties"][name] = raw
+            properties[name] = raw
+    query = ListQuery(
+        limit=_limit(_single(params, "limit"), conf.limit_param_default, conf.api_limit_max),
+        sort=_sort(params),
+        marker=_single(params, "marker"),
+        visibility=visibility,
+        member_status=member_status,
+        os_hidden=_bool("os_hidden", os_hidden) if os_hidden is not None else False,
+        tags=[t.strip() for t in params.getlist("tag")],
+        filters=filters,
+        properties=properties,
+    )
+    query.check()
     return query

@@ -11,41 +11,14 @@ from __future__ import annotations
 import re
 
 from services.api.errors import UnsupportedMediaType
-from services.api.schemas import SchemaValidator
-from services.common.errors import BadRequest, Forbidden
+from services.common.contracts import OPERATIONS, ImageChange
+from services.common.errors import BadRequest
+from services.common.image_schema import SchemaValidator
 
 MEDIA_TYPES = {
     "application/openstack-images-v2.0-json-patch": 4,
     "application/openstack-images-v2.1-json-patch": 10,
 }
-OPERATIONS = ("add", "remove", "replace")
-READ_ONLY = (
-    "created_at",
-    "updated_at",
-    "status",
-    "checksum",
-    "size",
-    "virtual_size",
-    "direct_url",
-    "self",
-    "file",
-    "schema",
-    "id",
-    "os_hash_algo",
-    "os_hash_value",
-    "stores",
-)
-RESERVED = ("location", "deleted", "deleted_at")
-RESERVED_PREFIX = "os_glance"
-PATH_DEPTH = {"locations": {"add": 2, "remove": 2, "replace": 1}}
-
-
-def check_property_name(name: str) -> None:
-    """Read-only and reserved names may not be set by clients (403)."""
-    if name in READ_ONLY:
-        raise Forbidden(f"Attribute '{name}' is read-only.")
-    if name in RESERVED or name.startswith(RESERVED_PREFIX):
-        raise Forbidden(f"Attribute '{name}' is reserved.")
 
 
 def _operation(raw: dict, draft: int) -> tuple[str, str]:
@@ -93,7 +66,7 @@ def _decode_pointer(pointer) -> list[str]:
     ]
 
 
-def parse_changes(content_type: str, load_body, validator: SchemaValidator) -> list[dict]:
+def parse_changes(content_type: str, load_body, validator: SchemaValidator) -> list[ImageChange]:
     """The checked changes of a PATCH; ``load_body`` reads the JSON body once the media
     type is known to be a JSON-patch one."""
     draft = MEDIA_TYPES.get(content_type)
@@ -111,18 +84,9 @@ def parse_changes(content_type: str, load_body, validator: SchemaValidator) -> l
         if not isinstance(raw, dict):
             raise BadRequest("Operations must be JSON objects.")
         op, pointer = _operation(raw, draft)
-        path = _decode_pointer(pointer)
-        root = path[0]
-        if len(path) != PATH_DEPTH.get(root, {}).get(op, 1):
-            raise BadRequest(f"Invalid JSON pointer for this resource: '/{'/'.join(path)}'")
-        check_property_name(root)
-        if len(root) > 255:
-            raise BadRequest("Custom property should not be greater than 255 characters.")
-        change = {"op": op, "path": path, "json_schema_version": draft}
-        if op != "remove":
-            if "value" not in raw:
-                raise BadRequest(f'Operation "{op}" requires a member named "value".')
-            change["value"] = raw["value"]
-            validator.validate({root: raw["value"]} if len(path) == 1 else {root: [raw["value"]]})
+        if op != "remove" and "value" not in raw:
+            raise BadRequest(f'Operation "{op}" requires a member named "value".')
+        change = ImageChange(op, tuple(_decode_pointer(pointer)), raw.get("value"), draft)
+        change.check(validator)
         changes.append(change)
     return changes

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from services.api import schemas
-from services.api.gateway import conf
 
 bp = Blueprint("versions", __name__)
 
@@ -42,7 +41,9 @@ def image_schema():
 
 @bp.get("/v2/schemas/images")
 def images_schema():
-    return jsonify(schemas.collection_schema("images", schemas.image_schema(conf())))
+    return jsonify(
+        schemas.collection_schema("images", current_app.extensions["tessera.image_schema"])
+    )
 
 
 @bp.get("/v2/schemas/member")

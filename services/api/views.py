@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-ATTRIBUTES = (
-    "name",
-    "disk_format",
-    "container_format",
-    "visibility",
-    "size",
-    "virtual_size",
-    "status",
-    "checksum",
-    "protected",
-    "min_ram",
-    "min_disk",
-    "owner",
-    "os_hidden",
-    "os_hash_algo",
-    "os_hash_value",
-    "id",
-    "created_at",
-    "updated_at",
-    "tags",
-)
-HIDDEN_PROPERTIES = ("os_glance_stage_host",)
+from services.common.image_attributes import ATTRIBUTES, HIDDEN_PROPERTIES
+
+# The attributes every image body carries (null when unset), in Glance's order.
+VIEWED = tuple(a.name for a in ATTRIBUTES if a.column or a.name == "tags")
 
 
 def image_href(image_id: str, sub: str = "") -> str:
@@ -32,7 +14,7 @@ def image_href(image_id: str, sub: str = "") -> str:
 
 def image_view(record: dict, conf) -> dict:
     view = {k: v for k, v in record["properties"].items() if k not in HIDDEN_PROPERTIES}
-    for key in ATTRIBUTES:
+    for key in VIEWED:
         view[key] = record[key]
     locations = record.get("locations") or []
     if conf.show_multiple_locations:

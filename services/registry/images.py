@@ -11,8 +11,9 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
+from services.common.contracts import ImageChange, NewImage
 from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
-from services.common.image_attributes import SETTABLE_ATTRIBUTES
+from services.common.image_attributes import check_format_change, is_attribute
 from services.common.states import check_image_transition
 from services.registry import access, locations
 from services.registry.models import (
@@ -25,26 +26,6 @@ from services.registry.models import (
 )
 from services.registry.quotas import check_quota
 from services.registry.views import IMAGES
-
-# Attributes that exist on every image: never extra properties, never removable.
-BASE_ATTRIBUTES = SETTABLE_ATTRIBUTES + (
-    "id",
-    "status",
-    "size",
-    "virtual_size",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "created_at",
-    "updated_at",
-    "tags",
-    "locations",
-    "direct_url",
-    "self",
-    "file",
-    "schema",
-)
-
 
 IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
 
@@ -74,9 +55,8 @@ def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
     return row
 
 
-def create_image(
-    session: Session, ctx: RequestContext, conf, attributes: dict, properties: dict, tags: list[str]
-) -> Image:
+def create_image(session: Session, ctx: RequestContext, conf, new: NewImage) -> Image:
+    attributes, properties = new.attributes, new.properties
     image_id = attributes.get("id") or str(uuid.uuid4())
     owner = attributes["owner"] if "owner" in attributes else ctx.project_id
     visibility = attributes.get("visibility") or "shared"
@@ -87,7 +67,7 @@ def create_image(
         ctx.can("communitize_image", {"project_id": owner, "owner": owner})
     if session.get(Image, image_id) is not None:
         raise Duplicate(f"Image with identifier {image_id} already exists!")
-    tags = sorted(set(tags))
+    tags = sorted(set(new.tags))
     check_quota("image properties", len(properties), conf.image_property_quota)
     check_quota("image tags", len(tags), conf.image_tag_quota)
     now = utcnow()
@@ -123,21 +103,25 @@ def _set_tags(image: Image, tags: list[str], conf) -> None:
 
 
 def apply_changes(
-    session: Session, ctx: RequestContext, conf, image_id: str, changes: list[dict]
+    session: Session, ctx: RequestContext, conf, image_id: str, changes: list[ImageChange]
 ) -> tuple[Image, list[str]]:
-    """Apply a checked JSON-patch (services/api/patch.py) as Glance applies it; returns
-    the image and the URLs of locations it removed (their data is to be deleted)."""
+    """Apply checked changes (services/common/contracts.py) as Glance applies a
+    JSON-patch; returns the image and the URLs of locations it removed (their data is to
+    be deleted)."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "modify_image", image)
     props = {p.name: p for p in image.properties}
     removed: dict[str, ImageProperty] = {}  # rows to reuse if a later change sets them again
     removed_locations: list[str] = []
+    activate_with = None
     for change in changes:
-        op, name = change["op"], change["path"][0]
+        op, name = change.op, change.name
         if name == "locations":
-            removed_locations += locations.change_locations(ctx, image, change, conf)
+            gone, activation = locations.change_locations(ctx, image, change, conf)
+            removed_locations += gone
+            activate_with = activate_with or activation
             continue
-        is_base = name in BASE_ATTRIBUTES
+        is_base = is_attribute(name)
         if op == "remove":
             if is_base:
                 raise Forbidden(f"Property {name} may not be removed.")
@@ -146,14 +130,15 @@ def apply_changes(
             removed[name] = props.pop(name)
             image.properties.remove(removed[name])
             continue
-        value = change["value"]
-        if op == "add" and change.get("json_schema_version") == 4 and (is_base or name in props):
+        value = change.value
+        if op == "add" and change.json_schema_version == 4 and (is_base or name in props):
             raise Conflict(f"Property {name} already present.")
         if op == "replace" and not is_base and name not in props:
             raise Conflict(f"Property {name} does not exist.")
         if name == "tags":
             _set_tags(image, value, conf)
         elif is_base:
+            check_format_change(name, image.status)
             access.check_new_attribute(ctx, image, name, value)
             setattr(image, name, value)
         elif name in props:
@@ -165,6 +150,9 @@ def apply_changes(
     check_quota("image properties", len(props), conf.image_property_quota)
     image.updated_at = utcnow()
     session.flush()
+    if activate_with is not None:  # a location given to a queued image makes it active
+        change_status(session, image_id, "queued", "active", **activate_with)
+        session.refresh(image)
     return image, removed_locations
 
 

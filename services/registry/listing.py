@@ -1,7 +1,7 @@
 """The image list: filters, visibility, sorting and keyset pagination in one query.
 
-The gateway has already checked the request's syntax and hands over a plain query
-(see services/api/list_params.py); this module turns it into SQL."""
+The gateway parses the request into a ListQuery (services/common/contracts.py), which
+the registry checks again on arrival; this module turns it into SQL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
+from services.common.contracts import TIME_FIELDS, ListQuery, parse_time
 from services.common.errors import BadRequest, NotFound
 from services.registry.access import member_condition, visible_condition
 from services.registry.images import get_visible
@@ -43,16 +44,10 @@ FILTER_COLUMNS = {
     "updated_at": Image.updated_at,
 }
 
-TIME_FIELDS = ("created_at", "updated_at")
-
 
 def _parse_time(value: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(
-            f"Invalid timestamp '{value}'; use ISO 8601, e.g. 2026-01-31T12:00:00Z."
-        ) from None
+    """Naive UTC, as the columns store it."""
+    parsed = parse_time(value)
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
@@ -74,32 +69,28 @@ def _compare(column, op: str, value):
     return COMPARISONS[op](column, value)
 
 
-def _conditions(ctx: RequestContext, query: dict) -> list:
+def _conditions(ctx: RequestContext, query: ListQuery) -> list:
     conds = [Image.deleted.is_(False)]
-    visible = visible_condition(ctx, query.get("visibility"), query["member_status"])
+    visible = visible_condition(ctx, query.visibility, query.member_status)
     if visible is not None:
         conds.append(visible)
-    if (
-        query["member_status"] != "accepted"
-        and not ctx.is_admin
-        and query.get("visibility") in (None, "all")
-    ):
+    if query.member_status != "accepted" and not ctx.is_admin and query.visibility in (None, "all"):
         # asking for pending/rejected/all shares widens the default list to those shares
         conds[-1] = or_(
             conds[-1],
             and_(
                 Image.visibility == "shared",
-                member_condition(ctx.project_id, query["member_status"]),
+                member_condition(ctx.project_id, query.member_status),
             ),
         )
-    if query.get("os_hidden") is not None:
-        conds.append(Image.os_hidden.is_(bool(query["os_hidden"])))
-    for flt in query.get("filters", ()):
-        field, op, value = flt["field"], flt["op"], flt["value"]
+    if query.os_hidden is not None:
+        conds.append(Image.os_hidden.is_(query.os_hidden))
+    for flt in query.filters:
+        field, op, value = flt.field, flt.op, flt.value
         if field in TIME_FIELDS:
             value = [_parse_time(v) for v in value] if op == "in" else _parse_time(value)
         conds.append(_compare(FILTER_COLUMNS[field], op, value))
-    for name, value in (query.get("properties") or {}).items():
+    for name, value in query.properties.items():
         conds.append(
             exists(
                 select(ImageProperty.id).where(
@@ -109,7 +100,7 @@ def _conditions(ctx: RequestContext, query: dict) -> list:
                 )
             )
         )
-    for tag in query.get("tags") or ():
+    for tag in query.tags:
         conds.append(
             exists(select(ImageTag.id).where(ImageTag.image_id == Image.id, ImageTag.value == tag))
         )
@@ -137,12 +128,12 @@ def _after_marker(sort: list[tuple[str, str]], marker_values: list):
     return or_(*alternatives)
 
 
-def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[list, bool]:
+def list_images(session: Session, ctx: RequestContext, query: ListQuery) -> tuple[list, bool]:
     """One page of image rows and whether more follow."""
     ctx.can("get_images", {"project_id": ctx.project_id})
-    sort = _full_sort(query.get("sort") or [])
+    sort = _full_sort(query.sort)
     conds = _conditions(ctx, query)
-    marker_id = query.get("marker")
+    marker_id = query.marker
     if marker_id:
         try:
             get_visible(session, ctx, marker_id)
@@ -153,7 +144,7 @@ def list_images(session: Session, ctx: RequestContext, query: dict) -> tuple[lis
         ).one()
         conds.append(_after_marker(sort, list(values)))
     order = [SORT_COLUMNS[k].asc() if d == "asc" else SORT_COLUMNS[k].desc() for k, d in sort]
-    limit = query["limit"]
+    limit = query.limit
     stmt = select(Image.__table__).where(*conds).order_by(*order).limit(limit + 1)
     rows = list(session.connection().execute(stmt))
     return rows[:limit], len(rows) > limit

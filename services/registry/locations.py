@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 from services.common.context import RequestContext
+from services.common.contracts import ImageChange
 from services.common.errors import BadRequest, Conflict, Forbidden
-from services.common.states import check_image_transition
 from services.registry.access import image_target
 from services.registry.models import Image, ImageLocation, utcnow
 from services.registry.quotas import check_quota
@@ -30,37 +30,42 @@ def _position(path: list[str], count: int, adding: bool) -> int:
     return pos
 
 
-def change_locations(ctx: RequestContext, image: Image, change: dict, conf) -> list[str]:
-    """Apply one ``/locations`` change; returns the URLs of removed locations."""
+def change_locations(
+    ctx: RequestContext, image: Image, change: ImageChange, conf
+) -> tuple[list[str], dict | None]:
+    """Apply one ``/locations`` change. Returns the URLs of removed locations and, when
+    a queued image got its first location, the values it becomes active with: the
+    caller moves it ``queued → active`` by compare-and-set once the rest is flushed, so
+    a concurrent upload that made it ``saving`` meanwhile wins (409 here)."""
     if not conf.show_multiple_locations:
         raise Forbidden("It's not allowed to update locations if locations are invisible.")
     ctx.can(
-        "delete_image_location" if change["op"] == "remove" else "set_image_location",
+        "delete_image_location" if change.op == "remove" else "set_image_location",
         image_target(ctx, image),
     )
     active = [loc for loc in image.locations if loc.status == "active"]
-    if change["op"] == "replace":
+    if change.op == "replace":
         raise BadRequest(
             "Replacing the whole locations list is not supported; add and "
             "remove locations one by one."
         )
-    if change["op"] == "remove":
+    if change.op == "remove":
         if image.status != "active":
             raise Conflict(
                 f"It's not allowed to remove locations if image status is {image.status}."
             )
         if len(active) == 1:
             raise Forbidden("Cannot remove last location in the image.")
-        gone = active[_position(change["path"], len(active), adding=False)]
+        gone = active[_position(change.path, len(active), adding=False)]
         gone.status = "deleted"
-        return [gone.value]
-    value = change["value"]
+        return [gone.value], None
+    value = change.value
     if image.status not in ("queued", "active"):
         raise Conflict(f"It's not allowed to add locations if image status is {image.status}.")
     if any(loc.value == value["url"] for loc in active):
         raise BadRequest(f"The location {value['url']} is already present.")
     check_quota("image locations", len(active) + 1, conf.image_location_quota)
-    _position(change["path"], len(active), adding=True)
+    _position(change.path, len(active), adding=True)
     image.locations.append(
         ImageLocation(
             value=value["url"],
@@ -69,12 +74,12 @@ def change_locations(ctx: RequestContext, image: Image, change: dict, conf) -> l
             created_at=utcnow(),
         )
     )
-    if image.status == "queued":
-        check_image_transition("queued", "active")
-        validation = value.get("validation_data") or {}
-        image.size = change["size"]
-        image.checksum = validation.get("checksum")
-        image.os_hash_algo = validation.get("os_hash_algo")
-        image.os_hash_value = validation.get("os_hash_value")
-        image.status = "active"
-    return []
+    if image.status != "queued":
+        return [], None
+    validation = value.get("validation_data") or {}
+    return [], {
+        "size": change.size,
+        "checksum": validation.get("checksum"),
+        "os_hash_algo": validation.get("os_hash_algo"),
+        "os_hash_value": validation.get("os_hash_value"),
+    }

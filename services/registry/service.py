@@ -6,6 +6,8 @@ from __future__ import annotations
 from nameko.events import EventDispatcher
 from nameko.timer import timer
 
+from services.common.contracts import ListQuery, NewImage, changes_from_wire
+from services.common.image_schema import image_validator
 from services.common.rpc import Context, Settings, rpc
 from services.registry import access, images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
@@ -29,11 +31,10 @@ class RegistryService:
         return {"service": self.name, "status": "ok"}
 
     @rpc
-    def create_image(self, attributes: dict, properties: dict, tags: list) -> dict:
+    def create_image(self, new: dict) -> dict:
+        new_image = NewImage.from_wire(new, image_validator(self.conf))
         with self.db.begin() as session:
-            record = orm_record(
-                images.create_image(session, self.context, self.conf, attributes, properties, tags)
-            )
+            record = orm_record(images.create_image(session, self.context, self.conf, new_image))
         self.dispatch("image.created", {"image_id": record["id"]})
         return record
 
@@ -49,15 +50,17 @@ class RegistryService:
 
     @rpc
     def list_images(self, query: dict) -> dict:
+        list_query = ListQuery.from_wire(query)
         with self.db.begin() as session:
-            page, more = listing.list_images(session, self.context, query)
+            page, more = listing.list_images(session, self.context, list_query)
             return {"images": records(session, page), "more": more}
 
     @rpc
     def update_image(self, image_id: str, changes: list) -> dict:
+        checked = changes_from_wire(changes, image_validator(self.conf))
         with self.db.begin() as session:
             image, removed_locations = images.apply_changes(
-                session, self.context, self.conf, image_id, changes
+                session, self.context, self.conf, image_id, checked
             )
             record = orm_record(image)
         self.dispatch("image.updated", {"image_id": image_id})

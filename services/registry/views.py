@@ -13,27 +13,13 @@ from datetime import datetime
 from sqlalchemy import bindparam, literal, null, select, text, union_all
 from sqlalchemy.orm import Session
 
+from services.common.image_attributes import COLUMNS
 from services.registry.models import Image, ImageLocation, ImageProperty, ImageTag
 
 IMAGES = Image.__table__
-ATTRIBUTES = (
-    "id",
-    "name",
-    "status",
-    "visibility",
-    "owner",
-    "size",
-    "virtual_size",
-    "disk_format",
-    "container_format",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "min_disk",
-    "min_ram",
-    "protected",
-    "os_hidden",
-)
+TIMESTAMPS = ("created_at", "updated_at")
+# The columns a record copies as they are (timestamps are formatted).
+COPIED = tuple(name for name in COLUMNS if name not in TIMESTAMPS)
 
 
 def isotime(value: datetime | None) -> str | None:
@@ -42,11 +28,11 @@ def isotime(value: datetime | None) -> str | None:
 
 def image_record(image, properties: dict, tags: list[str], locations: list[dict]) -> dict:
     """The record of an image row (a Core Row or an ORM Image) and its children."""
-    record = {key: getattr(image, key) for key in ATTRIBUTES}
+    record = {key: getattr(image, key) for key in COPIED}
     record["protected"] = bool(record["protected"])
     record["os_hidden"] = bool(record["os_hidden"])
-    record["created_at"] = isotime(image.created_at)
-    record["updated_at"] = isotime(image.updated_at)
+    for key in TIMESTAMPS:
+        record[key] = isotime(getattr(image, key))
     record["tags"] = sorted(tags)
     record["properties"] = properties
     record["locations"] = locations

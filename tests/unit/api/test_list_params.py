@@ -16,7 +16,7 @@ def conf():
 
 
 def parse(conf, *pairs: tuple[str, str]) -> dict:
-    return parse_list_query(MultiDict(list(pairs)), conf)
+    return parse_list_query(MultiDict(list(pairs)), conf).to_wire()
 
 
 def filters_on(query: dict, field: str) -> list[dict]:

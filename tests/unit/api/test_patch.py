@@ -6,8 +6,8 @@ import pytest
 
 from services.api.errors import UnsupportedMediaType
 from services.api.patch import parse_changes
-from services.api.schemas import SchemaValidator, image_schema
 from services.common.config import load_config
+from services.common.image_schema import image_validator
 from services.common.errors import BadRequest, Forbidden
 
 V21 = "application/openstack-images-v2.1-json-patch"
@@ -16,11 +16,19 @@ V20 = "application/openstack-images-v2.0-json-patch"
 
 @pytest.fixture(scope="module")
 def validator():
-    return SchemaValidator(image_schema(load_config([])))
+    return image_validator(load_config([]))
 
 
 def parse(validator, body, media=V21) -> list[dict]:
-    return parse_changes(media, lambda: body, validator)
+    """The parsed changes as plain dicts (no ``value`` in a remove)."""
+    parsed = []
+    for change in parse_changes(media, lambda: body, validator):
+        plain = {"op": change.op, "path": list(change.path)}
+        plain["json_schema_version"] = change.json_schema_version
+        if change.op != "remove":
+            plain["value"] = change.value
+        parsed.append(plain)
+    return parsed
 
 
 def op(op_name: str, path, **value) -> dict:

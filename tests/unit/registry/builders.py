@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.api.patch import parse_changes
-from services.api.schemas import SchemaValidator, image_schema
 from services.common.context import RequestContext
+from services.common.contracts import ImageChange
+from services.common.image_schema import image_validator
 
 OWNER = RequestContext(project_id="p-owner", user_id="u-owner", roles=("member", "reader"))
 OTHER = RequestContext(project_id="p-other", user_id="u-other", roles=("member", "reader"))
@@ -15,13 +15,17 @@ V21 = "application/openstack-images-v2.1-json-patch"
 V20 = "application/openstack-images-v2.0-json-patch"
 
 
-def patch(conf, *ops: tuple, media: str = V21) -> list[dict]:
-    """Checked changes, as the gateway hands them to the registry; each op is
-    ``(op, path)`` or ``(op, path, value)``."""
+def patch(conf, *ops: tuple, media: str = V21) -> list[ImageChange]:
+    """Checked changes, as the registry rebuilds them from the wire; each op is
+    ``(op, path)`` or ``(op, path, value)`` with a JSON-pointer path."""
 
-    def item(op: str, path: str, *value) -> dict:
-        head = {"op": op, "path": path} if media == V21 else {op: path}
-        return {**head, **({"value": value[0]} if value else {})}
+    def change(op: str, path: str, *value) -> ImageChange:
+        wire = {
+            "op": op,
+            "path": path.lstrip("/").split("/"),
+            "value": value[0] if value else None,
+            "json_schema_version": 10 if media == V21 else 4,
+        }
+        return ImageChange.from_wire(wire, image_validator(conf))
 
-    body = [item(*o) for o in ops]
-    return parse_changes(media, lambda: body, SchemaValidator(image_schema(conf)))
+    return [change(*o) for o in ops]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
-from werkzeug.datastructures import MultiDict
 
-from services.api.list_params import parse_list_query
 from services.common.config import load_config
 from services.common.context import RequestContext
+from services.common.contracts import Filter, ListQuery, NewImage
 from services.registry import images, listing
 from services.registry.models import Base, ImageMember, utcnow
 from tests.unit.registry.builders import OWNER
@@ -46,9 +45,8 @@ def make_image(session, conf):
         tags: tuple[str, ...] = (),
         **attributes,
     ):
-        image = images.create_image(
-            session, ctx, conf, attributes, dict(properties or {}), list(tags)
-        )
+        new = NewImage(attributes, dict(properties or {}), list(tags))
+        image = images.create_image(session, ctx, conf, new)
         session.commit()
         return image
 
@@ -70,10 +68,14 @@ def share(session):
 
 @pytest.fixture
 def list_page(session, conf):
-    """One page of images as ``ctx`` sees it for the given query parameters."""
+    """One page of images as ``ctx`` sees it for a list query (Glance's defaults:
+    25 images, newest first)."""
 
-    def page(ctx: RequestContext, *params: tuple[str, str]):
-        query = parse_list_query(MultiDict(list(params)), conf)
+    def page(ctx: RequestContext, *filters: Filter, **fields):
+        fields.setdefault("limit", 25)
+        fields.setdefault("sort", [["created_at", "desc"]])
+        query = ListQuery(filters=list(filters), **fields)
+        query.check()
         return listing.list_images(session, ctx, query)
 
     return page
