@@ -38,6 +38,7 @@ FUZZ = settings(
     print_blob=True,
 )
 
+MAX_QUERY = 3800
 PATCH_TYPES = (
     "application/openstack-images-v2.1-json-patch",
     "application/openstack-images-v2.0-json-patch",
@@ -289,7 +290,9 @@ query_values = st.one_of(
 )
 def test_fuzz_list(api, query, raw):
     pairs = "&".join(f"{encoded(k) if '%' not in k else k}={v}" for k, v in query)
-    send(api, "GET", f"/v2/images?{pairs}", None)
+    # gunicorn answers a request line past 4094 bytes itself (414, text/html), before
+    # the app: keep the query below it.
+    send(api, "GET", f"/v2/images?{pairs[:MAX_QUERY]}", None)
     send(api, "GET", f"/v2/images?{quote(raw, safe='=&:,')}", None)
 
 
