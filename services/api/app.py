@@ -23,7 +23,6 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app = Flask("tessera")
     app.json.sort_keys = False
     app.json.compact = True
-    app.url_map.strict_slashes = False
     app.extensions.update(
         {
             "tessera.conf": conf,

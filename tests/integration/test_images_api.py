@@ -232,12 +232,49 @@ def test_quotas(api, image):
 
 
 def test_values_too_long_for_the_database_are_400(api, image):
-    """A property value MariaDB's TEXT column cannot hold is refused, not a 500, and
-    the image is unchanged (SQLite stores it)."""
+    """A property value longer than MariaDB's TEXT column (65535 bytes) is refused with
+    400 on both databases, on create and on update, and the image is unchanged."""
     huge = "x" * 70_000
     resp = api.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": "/k", "value": huge}])
-    if resp.status_code == 200:
-        assert api.get(f"/v2/images/{image['id']}").json()["k"] == huge
-    else:
-        error_of(resp, 400)
-        assert api.get(f"/v2/images/{image['id']}").json() == image
+    assert "65535 bytes" in error_of(resp, 400)
+    assert api.get(f"/v2/images/{image['id']}").json() == image
+    error_of(api.post("/v2/images", json={"k": "é" * 40_000}), 400)  # 80,000 bytes
+    fits = "é" * 32_767  # 65,534 bytes
+    resp = api.patch(f"/v2/images/{image['id']}", [{"op": "add", "path": "/k", "value": fits}])
+    assert resp.status_code == 200, resp.text
+    assert api.get(f"/v2/images/{image['id']}").json()["k"] == fits
+
+
+def test_formats_change_only_while_queued(api, admin_api, image):
+    """disk_format and container_format may change while the image is queued; once it
+    has data (active, or deactivated) Glance answers 403 and nothing changes."""
+    path = f"/v2/images/{image['id']}"
+    resp = api.patch(path, [{"op": "replace", "path": "/disk_format", "value": "qcow2"}])
+    assert resp.status_code == 200 and resp.json()["disk_format"] == "qcow2"
+    api.patch(path, [{"op": "replace", "path": "/disk_format", "value": "raw"}])
+    resp = api.put(
+        f"{path}/file", data=b"x" * 1024, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert resp.status_code == 204, resp.text
+    active = api.get(path).json()
+    assert active["status"] == "active"
+    for name, value in (("disk_format", "qcow2"), ("container_format", "ovf")):
+        for op in ("replace", "add"):
+            resp = api.patch(path, [{"op": op, "path": f"/{name}", "value": value}])
+            assert "can be only replaced for a queued image" in error_of(resp, 403)
+    resp = api.patch(path, [{"op": "replace", "path": "/disk_format", "value": "raw"}])
+    error_of(resp, 403)  # even to the value it has, as in Glance
+    assert api.get(path).json() == active
+    assert admin_api.post(f"{path}/actions/deactivate").status_code == 204
+    resp = admin_api.patch(path, [{"op": "replace", "path": "/container_format", "value": "ovf"}])
+    error_of(resp, 403)
+    resp = api.patch(path, [{"op": "replace", "path": "/name", "value": "renamed"}])
+    assert resp.status_code == 200 and resp.json()["container_format"] == "bare"
+
+
+def test_images_path_with_a_trailing_slash_is_not_found(api, image):
+    """``/v2/images/`` is an image with an empty id, not the list (as in Glance)."""
+    for method in ("GET", "DELETE", "PATCH"):
+        error_of(api.request(method, "/v2/images/"), 404)
+    error_of(api.get(f"/v2/images/{image['id']}/"), 404)
+    assert api.get(f"/v2/images/{image['id']}").status_code == 200

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from services.common.context import RequestContext
+from services.common.contracts import ImageChange
 from services.common.errors import (
     Conflict,
     Duplicate,
@@ -14,7 +15,7 @@ from services.common.errors import (
     NotFound,
     QuotaExceeded,
 )
-from services.registry import images
+from services.registry import images, locations
 from services.registry.models import Image, ImageMember, ImageProperty, ImageTag
 from tests.unit.registry.builders import ADMIN, OTHER, OWNER, V20, patch
 
@@ -243,6 +244,48 @@ def test_locations_cannot_be_patched_while_invisible(session, conf, make_image):
             image.id,
             ("add", "/locations/-", {"url": "http://example.com/x", "metadata": {}}),
         )
+
+
+LOCATION = {
+    "url": "http://example.com/x",
+    "metadata": {},
+    "validation_data": {"os_hash_algo": "sha512", "os_hash_value": "ab" * 64},
+}
+
+
+def add_location(conf, size=42):
+    conf.set_override("show_multiple_locations", True)
+    change = patch(conf, ("add", "/locations/-", LOCATION))[0]
+    return [ImageChange(**{**change.to_wire(), "path": change.path, "size": size})]
+
+
+def test_a_location_makes_a_queued_image_active(session, conf, make_image):
+    image = make_image(disk_format="raw", container_format="bare")
+    images.apply_changes(session, OWNER, conf, image.id, add_location(conf))
+    image = reload(session, image.id)
+    assert (image.status, image.size, image.os_hash_value) == ("active", 42, "ab" * 64)
+
+
+def test_a_location_never_overwrites_a_concurrent_upload(session, conf, make_image, monkeypatch):
+    """An upload that claimed the image (queued -> saving) between this request's read
+    and its write wins: the location's queued -> active is a compare-and-set (409)."""
+    image = make_image(disk_format="raw", container_format="bare")
+    real = locations.change_locations
+
+    def racing_upload(*args):
+        result = real(*args)
+        session.execute(
+            update(Image)
+            .where(Image.id == image.id)
+            .values(status="saving")
+            .execution_options(synchronize_session=False)
+        )
+        return result
+
+    monkeypatch.setattr(locations, "change_locations", racing_upload)
+    with pytest.raises(Conflict):
+        images.apply_changes(session, OWNER, conf, image.id, add_location(conf))
+    assert session.scalar(select(Image.status).where(Image.id == image.id)) == "saving"
 
 
 # --- change_status ---
