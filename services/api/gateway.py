@@ -32,10 +32,11 @@ def call(service: str, method: str, *args, **kwargs):
 def json_body():
     """The request's JSON document, read within bounds.
 
-    - A body declared as something other than JSON is refused (415); no Content-Type is
-      taken as JSON, as Glance does.
+    - A body declared as something other than JSON is refused (415). Glance reads any
+      declared type as JSON; a body with no Content-Type is still read as JSON here too.
     - At most ``MAX_JSON_BODY`` bytes are read, chunked or not, block by block: a longer
-      body is refused (413) without being held in memory.
+      body is refused (413, what oslo.middleware's sizelimit answers for other OpenStack
+      APIs; Glance itself reads any size) without being held in memory.
     - It must be UTF-8 JSON nested at most ``MAX_JSON_DEPTH`` deep, and no string in it
       (object keys included) may hold NUL or a lone surrogate (400)."""
     mimetype = request.mimetype
