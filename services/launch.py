@@ -22,6 +22,7 @@ SERVICES = {
 def run(name: str, argv: list[str]) -> None:
     from nameko.cli.run import run as run_services
 
+    from services.common.broker import unhonoured_options
     from services.common.config import load_config, nameko_config
     from services.common.logs import setup_logging
 
@@ -29,7 +30,10 @@ def run(name: str, argv: list[str]) -> None:
     service_cls = getattr(importlib.import_module(module), cls)
     conf = load_config(argv, prog=f"tessera-{name}")
     setup_logging(conf, name)
-    logging.getLogger(__name__).info("starting the %s service", name)
+    log = logging.getLogger(__name__)
+    for warning in unhonoured_options(conf):
+        log.warning("%s", warning)
+    log.info("starting the %s service", name)
     run_services([service_cls], nameko_config(conf))
 
 

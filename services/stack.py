@@ -14,11 +14,9 @@ import time
 import urllib.error
 import urllib.request
 
-import amqp
-
-from services.api.rpc_client import connection_params
+from services.api.rpc_client import RpcConnection
+from services.common.broker import BrokerSettings
 from services.common.config import (
-    amqp_uri,
     data_dir,
     filesystem_store_datadir,
     image_cache_dir,
@@ -32,20 +30,22 @@ MAX_RESTARTS = 5  # within the window, before tessera-run gives up and stops eve
 
 
 def check_broker(conf) -> None:
-    params = connection_params(amqp_uri(conf))
-    try:
-        conn = amqp.Connection(connect_timeout=3, **params)
-        conn.connect()
-        conn.close()
-    except Exception as exc:  # noqa: BLE001 - any failure means the same to the operator
-        sys.exit(
-            f"tessera: cannot reach RabbitMQ at {params['host']} (vhost "
-            f"{params['virtual_host']!r}): {exc}\n"
-            f"Start one with `rabbitmq-server -detached` (Debian/Ubuntu: "
-            f"`apt-get install rabbitmq-server`), or point `transport_url` in the "
-            f"[DEFAULT] section of your config file (or OS_DEFAULT__TRANSPORT_URL) at a "
-            f"running broker."
-        )
+    settings = BrokerSettings.from_config(conf)
+    errors = []
+    for host in settings.hosts:  # any one of the transport URL's hosts will do
+        try:
+            RpcConnection(host, connect_timeout=3, ssl=settings.ssl).close()
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure means the same to the operator
+            errors.append(f"{host.host}: {exc}")
+    sys.exit(
+        f"tessera: cannot reach RabbitMQ at {'; '.join(errors)} (vhost "
+        f"{settings.hosts[0].virtual_host!r})\n"
+        f"Start one with `rabbitmq-server -detached` (Debian/Ubuntu: "
+        f"`apt-get install rabbitmq-server`), or point `transport_url` in the "
+        f"[DEFAULT] section of your config file (or OS_DEFAULT__TRANSPORT_URL) at a "
+        f"running broker."
+    )
 
 
 def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
