@@ -125,8 +125,6 @@ def qemu(tmp_path_factory):
     return QemuImages(tmp_path_factory.mktemp("images"))
 
 
-LUKS_OPTIONS = ("--object", "secret,id=sec0,data=tessera", "-o", "key-secret=sec0,iter-time=10")
-
 QEMU_CASES = {
     # name: (disk_format, qemu-img format, size, options)
     "qcow2": ("qcow2", "qcow2", "1G", ()),
@@ -139,7 +137,6 @@ QEMU_CASES = {
     "vhdx": ("vhdx", "vhdx", "1G", ()),
     "vdi": ("vdi", "vdi", "1G", ()),
     "raw": ("raw", "raw", "3M", ()),
-    "luks": ("luks", "luks", "1M", LUKS_OPTIONS),
     "qed": ("qed", "qed", "1G", ()),
 }
 
@@ -169,7 +166,6 @@ def test_qemu_image_is_accepted_with_the_virtual_size_qemu_reports(qemu, case):
         ("vhd-dynamic", "vhdx", "vhd"),
         ("vhdx", "vhd", "vhdx"),
         ("vdi", "qcow2", "vdi"),
-        ("luks", "qcow2", "luks"),
         ("qed", "qcow2", "qed"),
         ("raw", "qcow2", "raw"),
         ("raw", "vmdk", "raw"),
@@ -189,7 +185,7 @@ def test_content_of_another_format_is_rejected(qemu, case, declared, found):
 
 
 @pytest.mark.parametrize(
-    "case", ["qcow2", "vmdk-streamOptimized", "vhd-dynamic", "vhd-fixed", "vhdx", "vdi", "luks"]
+    "case", ["qcow2", "vmdk-streamOptimized", "vhd-dynamic", "vhd-fixed", "vhdx", "vdi"]
 )
 def test_safe_content_declared_raw_stays_raw_with_its_byte_size(qemu, case):
     # Glance 33 lets any safe content be called raw ("we can't inspect it, so we allow
@@ -226,14 +222,6 @@ def test_qed_is_refused_under_any_name(qemu):
     data, _ = qemu_image(qemu, "qed")
     with pytest.raises(InvalidImageData, match=unsafe("qed", "This file format is not allowed")):
         inspect(data, "raw")
-
-
-def test_luks_version_2_is_refused(qemu):
-    data, _ = qemu_image(qemu, "luks")
-    assert data[:8] == b"LUKS\xba\xbe\x00\x01"
-    luks2 = data[:6] + b"\x00\x02" + data[8:]
-    with pytest.raises(InvalidImageData, match=unsafe("luks", "LUKS version 2 is not supported")):
-        inspect(luks2, "raw")
 
 
 def test_vmdk_with_a_parent_is_rejected(qemu):
@@ -347,6 +335,21 @@ def iso_image(blocks=40, block_size=2048, system_area=bytes(0x8000)) -> bytes:
     return (system_area + descriptor).ljust(blocks * block_size, b"\0")
 
 
+def luks_image(version=1, payload_sectors=4096, size=4 * MiB) -> bytes:
+    """A LUKS1 header (qemu-img takes seconds to make one: its key derivation is slow on
+    purpose) with one active key slot, then the encrypted payload."""
+    header = struct.pack(
+        ">6sH32s32s32sII20s32sI40s",
+        *(b"LUKS\xba\xbe", version, b"aes", b"xts-plain64", b"sha256", payload_sectors, 64),
+        *(bytes(20), bytes(32), 1000, str(uuid.UUID(int=3)).encode()),
+    )
+    slots = [struct.pack(">II32sII", 0x00AC71F3, 1000, bytes(32), 8, 4000)]
+    slots += [struct.pack(">II32sII", 0x0000DEAD, 0, bytes(32), 0, 4000)] * 7
+    header += b"".join(slots)
+    assert len(header) == 592
+    return header.ljust(size, b"\x5a")
+
+
 def protective_mbr(sectors: int, extra_partition: bool = False) -> bytes:
     """An MBR whose one partition (type 0xEE) covers the disk from LBA 1: a GPT disk."""
     mbr = bytearray(512)
@@ -451,6 +454,18 @@ def test_unsafe_hand_built_vmdk_is_rejected(create_type, extra, message):
     for declared in ("vmdk", "raw"):
         with pytest.raises(InvalidImageData, match=unsafe("vmdk", message)):
             inspect(vmdk_image(descriptor), declared)
+
+
+def test_luks_declared_raw_stays_raw_with_its_byte_size():
+    data = luks_image()
+    assert inspect(data, "raw") == len(data)
+    with pytest.raises(InvalidImageData, match=mismatch("qcow2", "luks")):
+        inspect(data, "qcow2")
+
+
+def test_luks_version_2_is_refused():
+    with pytest.raises(InvalidImageData, match=unsafe("luks", "LUKS version 2 is not supported")):
+        inspect(luks_image(version=2), "raw")
 
 
 def test_gpt_disk_declared_raw_stays_raw_with_its_byte_size():
