@@ -58,6 +58,8 @@ class Qcow2DataFileExtension(_AddOn):
     def post_process(self) -> None:
         header = self.region("header")
         if header.complete and not self.has_region("cluster"):
+            if header.data[:4] != b"QFI\xfb":
+                raise fi.ImageFormatError("Not a qcow2 image")  # stops being fed
             cluster_bits = struct.unpack_from(">I", header.data, 20)[0]
             cluster = 1 << min(max(cluster_bits, 9), self.MAX_CLUSTER_BITS)
             self.new_region("cluster", fi.CaptureRegion(512, cluster - 512))
@@ -95,11 +97,10 @@ class VmdkDescriptorReferences(_AddOn):
         text = bytes(self.region("descriptor").data).split(b"\0", 1)[0]
         if b"parentFileNameHint" in text:
             raise fi.SafetyViolation("Image names a parent disk (parentFileNameHint)")
-        extents = [line for line in text.splitlines() if line.split(None, 1)[:1] in self._access]
+        lines = (line.split(None, 1) for line in text.splitlines())
+        extents = [words for words in lines if words and words[0] in self.ACCESS]
         if len(extents) != 1:
             raise fi.SafetyViolation("Image must have exactly one extent")
-
-    _access = [[access] for access in ACCESS]
 
 
 class VhdDifferencing(_AddOn):

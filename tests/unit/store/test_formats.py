@@ -306,6 +306,21 @@ def test_inspection_keeps_only_headers_of_a_large_image(qemu):
     assert peak < 16 * MiB, peak
 
 
+def test_inspection_keeps_little_of_a_raw_stream():
+    buffer = memoryview(bytearray(random.Random(5).randbytes(4 * MiB)))
+    inspector = FormatInspector("raw")
+    tracemalloc.start()
+    try:
+        for _ in range(16):
+            inspector.feed(buffer)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert inspector.finish() == 64 * MiB
+    assert held < 2 * MiB, held  # the library's 1 MiB vmdk descriptor candidate, mostly
+    assert peak < 8 * MiB, peak
+
+
 # -- hand-built images -------------------------------------------------------------------
 
 
