@@ -1,0 +1,87 @@
+"""Every broker host of transport_url is used: with the first host a dead port, the
+gateway's client and the nameko services fail over to the second (the real broker); and
+pooled connections live through idle periods longer than the heartbeat timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from services.api.rpc_client import RpcClient
+from services.common.config import load_config
+from services.common.context import RequestContext
+from services.common.errors import ServiceUnavailable
+from tests.conftest import Api
+from tests.stack import Stack, Vhost, free_port
+
+
+@pytest.fixture(scope="module")
+def failover_stack(tmp_path_factory):
+    vhost = Vhost()
+    dead = free_port()  # nothing listens here
+    transport_url = f"rabbit://guest:guest@127.0.0.1:{dead},guest:guest@127.0.0.1:5672/{vhost.name}"
+    stack = Stack(
+        tmp_path_factory.mktemp("rpc-failover"),
+        transport_url=transport_url,
+        sections={"oslo_messaging_rabbit": {"heartbeat_timeout_threshold": 2}},
+    )
+    try:
+        yield stack.start()
+    finally:
+        stack.cleanup()
+        vhost.delete()
+
+
+def test_gateway_and_services_use_the_second_host(failover_stack):
+    api = Api(failover_stack.url)
+    image = api.create(name="over-the-second-host", disk_format="raw", container_format="bare")
+    # the store replica (nameko, kombu's failover list) reaches the registry too
+    resp = api.put(
+        f"/v2/images/{image['id']}/file",
+        data=b"x" * 4096,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert resp.status_code == 204, resp.text
+    assert api.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+    assert api.get(f"/v2/images/{image['id']}/file").content == b"x" * 4096
+    assert "over-the-second-host" in {i["name"] for i in api.get("/v2/images").json()["images"]}
+
+
+def test_client_connects_past_a_dead_first_host(failover_stack):
+    conf = load_config(["--config-file", str(failover_stack.config)])
+    client = RpcClient.from_config(conf)
+    try:
+        assert [h.host.split(":")[1] for h in client.hosts][1] == "5672"
+        for _ in range(3):
+            assert client.call("registry", "health", RequestContext())["status"] == "ok"
+        assert client._next_host == 1  # it remembers the host that works
+    finally:
+        client.close()
+
+
+def test_only_dead_hosts_is_a_503():
+    client = RpcClient(
+        f"amqp://guest:guest@127.0.0.1:{free_port()}/;amqp://guest:guest@127.0.0.1:{free_port()}/",
+        timeout=2,
+    )
+    with pytest.raises(ServiceUnavailable, match="cannot reach its message broker"):
+        client.call("registry", "health", RequestContext())
+
+
+def test_idle_pooled_connections_outlive_the_heartbeat_timeout(failover_stack):
+    """heartbeat_timeout_threshold = 2: the broker closes a connection that sends nothing
+    for that long, unless the client's keeper thread sends heartbeats for idle ones."""
+    conf = load_config(["--config-file", str(failover_stack.config)])
+    client = RpcClient.from_config(conf)
+    try:
+        assert client.heartbeat == 2
+        client.call("registry", "health", RequestContext())
+        (pooled,) = list(client._idle.queue)
+        assert pooled.heartbeat == 2  # as negotiated with the broker
+        time.sleep(7)
+        assert pooled.is_usable()
+        client.call("registry", "health", RequestContext())
+        assert list(client._idle.queue) == [pooled]  # the same connection served again
+    finally:
+        client.close()
