@@ -112,6 +112,7 @@ class InvalidImageData(BadRequest):
 #: The one table from typed errors to HTTP statuses: the first class that matches wins,
 #: so a subclass with a status of its own comes before its base.
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
+    (InvalidImageData, 415),  # Glance 33 answers refused image content so
     (BadRequest, 400),
     (Forbidden, 403),
     (NotFound, 404),

@@ -1,6 +1,6 @@
 """Format safety on upload, as Glance 33 decides it: virtual_size read as the bytes pass;
 mismatches and unsafe content (backing or data files, unknown qcow2 features, QED, LUKS
-v2, a bad GPT protective MBR) rejected with 400, leaving the image queued and no data
+v2, a bad GPT protective MBR) rejected with 415 (as Glance 33 answers), leaving the image queued and no data
 behind; safe content of another format declared raw stored as raw."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_virtual_size_is_read(api, tmp_path, disk_format, qemu_format):
 
 
 def rejected(stack, api, image, data) -> str:
-    message = error_of(upload(api, image["id"], data), 400)
+    message = error_of(upload(api, image["id"], data), 415)
     assert api.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
     wait_for(lambda: not list(stack.datadir.glob(f"{image['id']}*")), what="no data left")
     return message

@@ -26,7 +26,7 @@ from services.store.dataport import DataHandler
         (errors.DataNotFound("no data"), 404),
         (errors.Forbidden("no"), 403),
         (errors.SizeMismatch("short body"), 400),
-        (errors.InvalidImageData("not a qcow2"), 400),
+        (errors.InvalidImageData("not a qcow2"), 415),
         (errors.BadRequest("bad"), 400),
     ],
 )
