@@ -146,7 +146,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     answers: several ranges are a 400, a malformed or unsatisfiable one a 416."""
     if "," in header:
         raise BadRequest(
-            "Requests with multiple ranges are not supported in Glance. "
+            "Requests with multiple ranges are not supported. "
             "You may make multiple single-range requests instead."
         )
     parsed = parse_range_header(header)
