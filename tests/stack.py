@@ -117,11 +117,13 @@ class Stack:
     def _services_answer(self) -> bool:
         """Whether the registry and a store replica answer their health RPC."""
         from services.api.rpc_client import RpcClient
-        from services.common.config import amqp_uri, load_config
+        from services.common.config import load_config
         from services.common.context import RequestContext
         from services.common.errors import ServiceUnavailable
 
-        client = RpcClient(amqp_uri(load_config(["--config-file", str(self.config)])), 5)
+        # the stack's own broker settings: every host, TLS, heartbeats
+        client = RpcClient.from_config(load_config(["--config-file", str(self.config)]))
+        client.timeout = 5
         try:
             return all(
                 client.call(name, "health", RequestContext())["status"] == "ok"
