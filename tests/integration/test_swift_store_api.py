@@ -86,6 +86,6 @@ def test_failed_swift_upload_leaves_no_segments(swift_stack, objects):
     resp = upload(api, image["id"], os.urandom(3 * MiB), **{"x-openstack-image-size": str(3 * MiB)})
     assert resp.status_code == 204
     other = api.create(name="liar", disk_format="qcow2", container_format="bare")
-    assert upload(api, other["id"], os.urandom(3 * MiB)).status_code == 400
+    assert upload(api, other["id"], os.urandom(3 * MiB)).status_code == 415
     wait_for(lambda: objects(other["id"]) == [], what="no segments left")
     assert api.get(f"/v2/images/{other['id']}").json()["status"] == "queued"
