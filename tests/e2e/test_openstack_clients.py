@@ -81,6 +81,7 @@ def test_no_token_is_401(cloud):
     assert requests.get(f"{cloud.url}/versions", timeout=10).status_code == 200
 
 
+@pytest.mark.timeout(300)  # 15 CLI runs: 77 s on a quiet machine, past 120 s under load
 def test_openstack_cli_lifecycle(keystone, cloud, qcow2, tmp_path):
     name = f"cirros-{uuid.uuid4().hex[:6]}"
     created = os_json(
