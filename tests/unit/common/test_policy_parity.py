@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,18 +56,23 @@ def _glance_wheel() -> Path:
     wheel = CACHE / f"glance-{GLANCE_VERSION}-py3-none-any.whl"
     if wheel.exists():
         return wheel
-    CACHE.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-        + ["--dest", str(CACHE), f"glance=={GLANCE_VERSION}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0 or not wheel.exists():
-        if not _pypi_reachable():
-            pytest.skip(f"PyPI cannot be reached to fetch glance=={GLANCE_VERSION}")
-        raise AssertionError(f"pip download glance=={GLANCE_VERSION} failed:\n{done.stderr}")
+    partial = CACHE / f"partial-{os.getpid()}"  # renamed into place only when complete
+    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+            + ["--dest", str(partial), f"glance=={GLANCE_VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0 or not (partial / wheel.name).exists():
+            if not _pypi_reachable():
+                pytest.skip(f"PyPI cannot be reached to fetch glance=={GLANCE_VERSION}")
+            raise AssertionError(f"pip download glance=={GLANCE_VERSION} failed:\n{done.stderr}")
+        os.replace(partial / wheel.name, wheel)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return wheel
 
 
