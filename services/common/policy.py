@@ -9,11 +9,13 @@ that they are in place when the features land and an operator's file names nothi
 unknown. tests/unit/common/test_policy_parity.py compares them with the rules of the
 Glance wheel from PyPI; ``DIFFERENCES_FROM_GLANCE`` lists what knowingly differs.
 
-The targets are Glance's too: for an image, ``project_id`` and ``owner`` are its owner,
+The targets use Glance's keys: for an image, ``project_id`` and ``owner`` are its owner,
 ``visibility`` its visibility, and ``member_id`` the caller's project when the image is
-shared with it (services/registry/access.py). Visibility itself (who may see which image
-at all) is enforced by the registry's queries, as in Glance; these rules decide what a
-caller may do with what it sees."""
+shared with it (services/registry/access.py). Glance's targets carry more (every image
+attribute and property), and a few differ in what they hold; README.md's table says where,
+none of it changing an answer of the default rules. Visibility itself (who may see which
+image at all) is enforced by the registry's queries, as in Glance; these rules decide what
+a caller may do with what it sees."""
 
 from __future__ import annotations
 
