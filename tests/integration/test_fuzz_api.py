@@ -302,8 +302,23 @@ def test_fuzz_list(api, query, raw):
     send(api, "GET", f"/v2/images?{quote(raw, safe='=&:,')}", None)
 
 
+IMAGE_ROUTES = [
+    ("GET", ""),
+    ("DELETE", ""),
+    ("PATCH", ""),
+    ("GET", "/members"),
+    ("GET", "/members/p1"),
+    ("PUT", "/tags/t"),
+    ("POST", "/actions/deactivate"),
+    ("POST", "/actions/reactivate"),
+    ("GET", "/file"),
+]
+
+
 @FUZZ
-@given(image_id=path_segments, method=st.sampled_from(["GET", "DELETE", "PATCH"]))
-def test_fuzz_image_ids(api, image_id, method):
+@given(image_id=path_segments, route=st.sampled_from(IMAGE_ROUTES))
+def test_fuzz_image_ids(api, image_id, route):
+    method, tail = route
     body = [] if method == "PATCH" else None
-    send(api, method, f"/v2/images/{image_id}", body, PATCH_TYPES[0] if body is not None else None)
+    media = PATCH_TYPES[0] if body is not None else None
+    send(api, method, f"/v2/images/{image_id}{tail}", body, media)
