@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
+import subprocess
 
 import psutil
 import pytest
@@ -29,7 +29,7 @@ def replicated(tmp_path_factory):
         },
     ).start()
     stack.start_service("store")
-    time.sleep(2)
+    wait_for(lambda: store_consumers(stack) == 2, timeout=60, what="both replicas consuming")
     yield stack
     stack.cleanup()
 
@@ -37,6 +37,18 @@ def replicated(tmp_path_factory):
 @pytest.fixture
 def rapi(replicated):
     return Api(replicated.url, project=f"rp-{os.urandom(4).hex()}")
+
+
+def store_consumers(stack) -> int:
+    """Consumers of the store's RPC queue, as RabbitMQ counts them."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", stack.vhost.name, "name", "consumers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    counts = [int(line.split()[1]) for line in out.splitlines() if line.startswith("rpc-store")]
+    return counts[0] if counts else 0
 
 
 def store_pids(stack) -> set[int]:
