@@ -9,6 +9,7 @@ from flask import Flask, g, request
 from services.api import image_data, images, members, versions
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
+from services.api.gateway import check_url
 from services.api.rpc_client import RpcClient
 from services.common.context import new_request_id
 from services.common.image_schema import image_schema, image_validator
@@ -38,6 +39,7 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
         g.request_id = new_request_id()
         set_request_id(g.request_id)
         g.context = context_from_request(request, flavor, g.request_id)
+        check_url()
 
     @app.after_request
     def _tag_response(response):

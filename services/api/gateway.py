@@ -4,6 +4,7 @@ RPC client, the JSON body and text taken from the URL path."""
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_to_bytes
 
 from flask import current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -126,13 +127,22 @@ def _check_text(text: str, what: str = "The request body") -> None:
             ) from None
 
 
-def path_text(value: str, what: str) -> str:
-    """A piece of the URL path (a tag, a member id) as the view got it, checked: the path
-    must be UTF-8 (werkzeug hands U+FFFD in place of each byte that is not, so a view
-    cannot tell) and ``value`` may not hold NUL (400)."""
+def check_url() -> None:
+    """The URL's path and query must be UTF-8 once percent-decoded (400 with Glance's
+    message): werkzeug hands U+FFFD in place of each byte that is not, so a view could
+    not tell, and a tag or a filter would silently become another."""
+    environ = request.environ
     try:
-        request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        unquote_to_bytes(environ.get("QUERY_STRING", "").encode("latin-1")).decode("utf-8")
     except UnicodeError:
         raise BadRequest(UNDECODABLE_URL) from None
+
+
+def path_text(value: str, what: str) -> str:
+    """A piece of the URL path (a tag, a member id) as the view got it, checked: the URL
+    must be UTF-8 (``check_url``, which the app also runs before every request) and
+    ``value`` may not hold NUL (400)."""
+    check_url()
     _check_text(value, f"The {what}")
     return value

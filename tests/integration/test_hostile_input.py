@@ -177,6 +177,19 @@ def test_member_ids_in_the_path_must_be_utf8_without_nul(api, image):
         error_of(api.delete(f"{members}/{bad}"), 400)
 
 
+def test_urls_must_be_utf8(api, image):
+    """Glance answers 400 to a URL it cannot decode; werkzeug would pass U+FFFD on."""
+    for path in (
+        "/v2/images?name=%FF",
+        "/v2/images?os_distro=a%ED%A0%80",
+        "/v2/images?%FF=x",
+        "/v2/images/%FF",
+        f"/v2/images/{image['id']}/members?x=%C3",
+    ):
+        assert "could not be decoded" in error_of(api.get(path), 400)
+    assert api.get("/v2/images?name=caf%C3%A9").status_code == 200
+
+
 # --- list filters
 
 

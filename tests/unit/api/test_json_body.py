@@ -126,3 +126,5 @@ def test_path_text(client):
     assert path_bytes(client, "/tags/café".encode()) == (200, "café")
     for bad in (b"\xff", b"a\xed\xa0\x80", b"\xc3(", b"\x00", b"a\x00b"):
         assert path_bytes(client, b"/tags/" + bad)[0] == 400
+    query = {"PATH_INFO": "/tags/x", "QUERY_STRING": "a=%FF"}
+    assert answer(client.put("/", environ_overrides=query))[0] == 400
