@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
@@ -25,9 +25,7 @@ from services.registry.models import (
     utcnow,
 )
 from services.registry.quotas import check_quota
-from services.registry.views import IMAGES
-
-IMAGE_BY_ID = select(IMAGES).where(IMAGES.c.id == bindparam("image_id"))
+from services.registry.views import image_with_children, record_of
 
 
 def _check_visible(session: Session, ctx: RequestContext, image, image_id: str) -> None:
@@ -48,11 +46,17 @@ def get_visible(session: Session, ctx: RequestContext, image_id: str) -> Image:
     return image
 
 
-def get_visible_row(session: Session, ctx: RequestContext, image_id: str):
-    """The image's row (for reading it), if it exists and the caller may see it."""
-    row = session.connection().execute(IMAGE_BY_ID, {"image_id": image_id}).first()
+def get_visible_record(
+    session: Session, ctx: RequestContext, image_id: str, action: str | None = None
+) -> dict:
+    """The image's record (for reading it), in one query, if it exists and the caller
+    may see it (and, with ``action``, is allowed that action on it too)."""
+    rows = image_with_children(session, image_id)
+    row = rows[0] if rows else None
     _check_visible(session, ctx, row, image_id)
-    return row
+    if action is not None:
+        access.authorize(session, ctx, action, row)
+    return record_of(rows)
 
 
 def create_image(session: Session, ctx: RequestContext, conf, new: NewImage) -> Image:

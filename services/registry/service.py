@@ -9,7 +9,7 @@ from nameko.timer import timer
 from services.common.contracts import ListQuery, NewImage, changes_from_wire
 from services.common.image_schema import image_validator
 from services.common.rpc import Context, Settings, rpc
-from services.registry import access, images, listing, members, quotas, uploads
+from services.registry import images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
 from services.registry.members import member_record
 from services.registry.views import orm_record, records
@@ -43,10 +43,9 @@ class RegistryService:
         """The image's record; ``action="download_image"`` checks that the caller may
         also download its data."""
         with self.db.begin() as session:
-            row = images.get_visible_row(session, self.context, image_id)
-            if action == "download_image":
-                access.authorize(session, self.context, "download_image", row)
-            return records(session, [row])[0]
+            return images.get_visible_record(
+                session, self.context, image_id, action if action == "download_image" else None
+            )
 
     @rpc
     def list_images(self, query: dict) -> dict:

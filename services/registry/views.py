@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import bindparam, literal, null, select, text, union_all
+from sqlalchemy import bindparam, literal, null, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from services.common.image_attributes import COLUMNS
@@ -67,6 +67,50 @@ CHILDREN = union_all(
         LOCS.c.image_id.in_(_IDS), LOCS.c.status == "active"
     ),
 ).order_by(text("5"))
+
+
+# One image and its children in one query (a show): the image's columns on every row,
+# with one child per row (or none, for an image without children).
+_ONE = bindparam("image_id")
+_CHILDREN_OF_ONE = union_all(
+    select(
+        literal("p").label("child_kind"),
+        PROPS.c.name.label("child_a"),
+        PROPS.c.value.label("child_b"),
+        PROPS.c.id.label("child_order"),
+    ).where(PROPS.c.image_id == _ONE),
+    select(literal("t"), TAGS.c.value, null(), TAGS.c.id).where(TAGS.c.image_id == _ONE),
+    select(literal("l"), LOCS.c.value, LOCS.c.meta_data, LOCS.c.id).where(
+        LOCS.c.image_id == _ONE, LOCS.c.status == "active"
+    ),
+).subquery("children")
+IMAGE_WITH_CHILDREN = (
+    select(IMAGES, _CHILDREN_OF_ONE)
+    .select_from(IMAGES.outerjoin(_CHILDREN_OF_ONE, true()))
+    .where(IMAGES.c.id == _ONE)
+    .order_by(_CHILDREN_OF_ONE.c.child_order)
+)
+
+
+def image_with_children(session: Session, image_id: str) -> list:
+    """The rows of IMAGE_WITH_CHILDREN for one image (empty if there is no such image)."""
+    return session.connection().execute(IMAGE_WITH_CHILDREN, {"image_id": image_id}).all()
+
+
+def record_of(rows: list) -> dict:
+    """The record of an image from its IMAGE_WITH_CHILDREN rows."""
+    props: dict[str, str] = {}
+    tags: list[str] = []
+    locations: list[dict] = []
+    for row in rows:
+        kind = row.child_kind
+        if kind == "p":
+            props[row.child_a] = row.child_b
+        elif kind == "t":
+            tags.append(row.child_a)
+        elif kind == "l":
+            locations.append(_location(row.child_a, row.child_b))
+    return image_record(rows[0], props, tags, locations)
 
 
 def records(session: Session, rows: list) -> list[dict]:

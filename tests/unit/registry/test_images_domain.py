@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from sqlalchemy import func, select, update
 
@@ -17,6 +19,7 @@ from services.common.errors import (
 )
 from services.registry import images, locations
 from services.registry.models import Image, ImageMember, ImageProperty, ImageTag
+from services.registry.views import orm_record
 from tests.unit.registry.builders import ADMIN, OTHER, OWNER, V20, patch
 
 IMAGE_ID = "7b0c2d4e-3f1a-4b5c-8d9e-0a1b2c3d4e5f"
@@ -91,14 +94,19 @@ def test_tag_quota_on_create_counts_unique_tags(conf, make_image):
         make_image(tags=("a", "b", "c"))
 
 
-# --- get_visible (the ORM image, for changes) and get_visible_row (for reads) ---
+# --- get_visible (the ORM image, for changes) and get_visible_record (for reads) ---
 
 
-@pytest.fixture(params=["get_visible", "get_visible_row"])
+@pytest.fixture(params=["get_visible", "get_visible_record"])
 def get(request, session):
     """Both lookups apply the same visibility rules."""
     lookup = getattr(images, request.param)
-    return lambda ctx, image_id: lookup(session, ctx, image_id)
+
+    def get_image(ctx, image_id):
+        found = lookup(session, ctx, image_id)
+        return SimpleNamespace(**found) if isinstance(found, dict) else found
+
+    return get_image
 
 
 def test_unknown_image_is_not_found(get):
@@ -344,7 +352,7 @@ def test_delete_hides_the_image_and_removes_its_rows(session, conf, make_image, 
     apply(session, conf, image_id, ("replace", "/protected", False))
     images.delete_image(session, OWNER, image_id)
     session.commit()
-    for lookup in (images.get_visible, images.get_visible_row):
+    for lookup in (images.get_visible, images.get_visible_record):
         with pytest.raises(NotFound):
             lookup(session, OWNER, image_id)
     row = session.get(Image, image_id)
@@ -369,3 +377,15 @@ def test_deleted_id_cannot_be_reused(session, make_image):
     session.commit()
     with pytest.raises(Duplicate):
         make_image(id=IMAGE_ID)
+
+
+@pytest.mark.parametrize("children", [False, True])
+def test_the_one_query_read_gives_the_same_record_as_the_orm(session, conf, make_image, children):
+    extra = {"properties": {"b": "2", "a": "1"}, "tags": ("y", "x")} if children else {}
+    image = make_image(name="n", **extra)
+    if children:
+        images.apply_changes(session, OWNER, conf, image.id, add_location(conf))
+        session.commit()
+    record = images.get_visible_record(session, OWNER, image.id)
+    assert record == orm_record(reload(session, image.id))
+    assert bool(record["properties"] and record["tags"] and record["locations"]) is children
