@@ -221,7 +221,33 @@ pointers = st.one_of(
     texts,
     json_values,
 )
+# Changes the schema takes, with hostile text where text goes: these reach the registry.
+well_formed = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from(["add", "replace"]),
+            "path": st.sampled_from(["/name", "/os_distro", "/owner", "/hw_x"]),
+            "value": texts,
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from(["add", "replace"]),
+            "path": st.just("/tags"),
+            "value": st.lists(texts, max_size=3),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from(["add", "replace"]),
+            "path": st.sampled_from(["/min_ram", "/min_disk"]),
+            "value": st.integers(min_value=-1, max_value=2**32),
+        }
+    ),
+    st.fixed_dictionaries({"op": st.just("remove"), "path": texts.map(lambda t: "/" + t)}),
+)
 operations = st.one_of(
+    well_formed,
     st.fixed_dictionaries(
         {"op": st.sampled_from(["add", "replace", "remove"]), "path": pointers},
         optional={"value": json_values},
@@ -236,8 +262,13 @@ operations = st.one_of(
 
 @FUZZ
 @given(
-    changes=st.one_of(st.lists(operations, max_size=4), json_values, raw_bodies),
-    content_type=st.one_of(st.sampled_from(PATCH_TYPES), content_types),
+    changes=st.one_of(
+        st.lists(well_formed, min_size=1, max_size=3),
+        st.lists(operations, max_size=4),
+        json_values,
+        raw_bodies,
+    ),
+    content_type=st.sampled_from([*PATCH_TYPES, PATCH_TYPES[0], None, "application/json"]),
 )
 def test_fuzz_patch(api, image, changes, content_type):
     send(api, "PATCH", f"/v2/images/{image['id']}", changes, content_type)
