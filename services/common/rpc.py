@@ -24,6 +24,7 @@ before the worker runs; tests/unit/common/test_rpc_lean.py fails if either chang
 
 from __future__ import annotations
 
+import inspect
 import logging
 import select
 import sys
@@ -43,6 +44,7 @@ from nameko.constants import (
 )
 from nameko.exceptions import (
     ContainerBeingKilled,
+    IncorrectSignature,
     MalformedRequest,
     UnserializableValueError,
     serialize,
@@ -255,6 +257,19 @@ class LeanRpc(Rpc):
     arrive, and again when a worker is about to start them."""
 
     rpc_consumer = LeanRpcConsumer()
+    _signature: inspect.Signature | None = None
+
+    def check_signature(self, args, kwargs):
+        """nameko's check (a call the method cannot take is an IncorrectSignature reply),
+        with the method's signature read once, not on every call (``getcallargs`` rebuilt
+        it each time: ~4% of a registry call)."""
+        if self._signature is None:
+            method = getattr(self.container.service_cls, self.method_name)
+            self._signature = inspect.signature(method)
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc)) from None
 
     def handle_message(self, body, message):
         late = expired_for(message)

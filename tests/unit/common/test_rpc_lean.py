@@ -10,10 +10,13 @@ from importlib.metadata import version
 from types import SimpleNamespace
 
 import eventlet
+import pytest
 from eventlet.greenpool import GreenPool
+from nameko.exceptions import IncorrectSignature
+from nameko.extensions import Entrypoint
 from nameko.rpc import Rpc, RpcConsumer
 
-from services.common.rpc import DEADLINE_HEADER, expired_for
+from services.common.rpc import DEADLINE_HEADER, LeanRpc, expired_for
 
 
 def source_hash(fn) -> str:
@@ -27,6 +30,7 @@ def test_nameko_methods_that_leanrpc_reimplements_are_unchanged():
     assert source_hash(Rpc.handle_message) == "7cafedcdfc41a571"
     assert source_hash(RpcConsumer.handle_result) == "25b95fd9dfce82c2"
     assert source_hash(RpcConsumer.setup) == "5f423f9c59173a5d"
+    assert source_hash(Entrypoint.check_signature) == "568d1c1e1852f91b"
 
 
 def test_greenpool_spawn_returns_before_the_worker_runs():
@@ -58,3 +62,18 @@ def test_expired_for():
     assert expired_for(message({}), now) is None
     assert expired_for(message(None), now) is None
     assert expired_for(message({DEADLINE_HEADER: "soon"}), now) is None
+
+
+def test_signature_check_refuses_what_the_method_cannot_take():
+    class Service:
+        def method(self, image_id, action="get"):
+            pass
+
+    entrypoint = LeanRpc()
+    entrypoint.container = SimpleNamespace(service_cls=Service)
+    entrypoint.method_name = "method"
+    entrypoint.check_signature(["id"], {})
+    entrypoint.check_signature([], {"image_id": "id", "action": "x"})
+    for args, kwargs in [([], {}), (["a", "b", "c"], {}), (["a"], {"nope": 1})]:
+        with pytest.raises(IncorrectSignature):
+            entrypoint.check_signature(args, kwargs)
