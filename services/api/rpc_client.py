@@ -142,17 +142,21 @@ class RpcConnection:
     def is_usable(self) -> bool:
         """Whether a pooled connection still works: reads what the broker sent while it
         was idle (heartbeats, or the close of a broker that went away)."""
+        conn = self.connection
+        if not conn.connected:  # checked first: py-amqp reconnects on .sock of a closed one
+            return False
         try:
-            readable, _, _ = select.select([self.connection.sock], [], [], 0)
+            readable, _, _ = select.select([conn.sock], [], [], 0)
             if readable:
                 try:
-                    self.connection.drain_events(timeout=0)
+                    conn.drain_events(timeout=0)
                 except TimeoutError:
                     pass
-            self.connection.heartbeat_tick()
+            if conn.connected:
+                conn.heartbeat_tick()
         except (*CONNECTION_ERRORS, ValueError):
             return False
-        return self.connection.connected
+        return bool(conn.connected)
 
     def call(
         self,

@@ -4,6 +4,7 @@ pooled connections live through idle periods longer than the heartbeat timeout."
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -26,6 +27,7 @@ def failover_stack(tmp_path_factory):
         transport_url=transport_url,
         sections={"oslo_messaging_rabbit": {"heartbeat_timeout_threshold": 2}},
     )
+    stack.vhost_name = vhost.name
     try:
         yield stack.start()
     finally:
@@ -83,5 +85,36 @@ def test_idle_pooled_connections_outlive_the_heartbeat_timeout(failover_stack):
         assert pooled.is_usable()
         client.call("registry", "health", RequestContext())
         assert list(client._idle.queue) == [pooled]  # the same connection served again
+    finally:
+        client.close()
+
+
+def test_a_pooled_connection_the_broker_closed_is_replaced_at_once(failover_stack):
+    """The broker closes the gateway's idle connection (a restart, an operator's
+    close_connection): the next call notices when it takes the connection from the pool
+    and opens another, instead of sending into a dead socket and waiting for the timeout."""
+    conf = load_config(["--config-file", str(failover_stack.config)])
+    client = RpcClient.from_config(conf)
+    try:
+        client.call("registry", "health", RequestContext())
+        (pooled,) = list(client._idle.queue)
+        port = pooled.connection.sock.getsockname()[1]
+        listing = subprocess.run(
+            ["rabbitmqctl", "-q", "list_connections", "-p", failover_stack.vhost_name]
+            + ["pid", "peer_port"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        (pid,) = [line.split()[0] for line in listing.splitlines() if line.endswith(f"\t{port}")]
+        subprocess.run(
+            ["rabbitmqctl", "-q", "close_connection", pid, "test"], check=True, timeout=60
+        )
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert client.call("registry", "health", RequestContext())["status"] == "ok"
+        assert time.monotonic() - started < client.timeout / 2
+        assert list(client._idle.queue) != [pooled]
     finally:
         client.close()
