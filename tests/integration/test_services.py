@@ -49,7 +49,7 @@ def test_registry_that_stops_answering_is_a_503_not_a_hang(stack):
         for p in registries:
             p.send_signal(signal.SIGCONT)
         client.close()
-    # the stack recovers: the stalled request was served late and new ones work
+    # the stack recovers: the stalled request is dropped (past its deadline), new ones work
     client = RpcClient(amqp_uri(conf), timeout=10)
     assert client.call("registry", "health", RequestContext())["status"] == "ok"
     client.close()
