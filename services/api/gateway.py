@@ -15,6 +15,7 @@ from services.common.errors import BadRequest
 MAX_JSON_BODY = 1 << 20  # metadata bodies only; image bytes never go through here
 MAX_JSON_DEPTH = 32  # no Image API body comes near it; deeper ones are refused (400)
 READ_BLOCK = 64 << 10
+DISCARD_BEFORE_REFUSAL = 8 << 20  # read past the limit (and dropped) before a 413
 UNDECODABLE_URL = (
     "Error decoding your request. Either the URL or the request body contained "
     "characters that could not be decoded by Glance"
@@ -35,9 +36,9 @@ def json_body():
 
     - A body declared as something other than JSON is refused (415). Glance reads any
       declared type as JSON; a body with no Content-Type is still read as JSON here too.
-    - At most ``MAX_JSON_BODY`` bytes are read, chunked or not, block by block: a longer
-      body is refused (413, what oslo.middleware's sizelimit answers for other OpenStack
-      APIs; Glance itself reads any size) without being held in memory.
+    - At most ``MAX_JSON_BODY`` bytes are kept, chunked or not, read block by block: a
+      longer body is refused (413, what oslo.middleware's sizelimit answers for other
+      OpenStack APIs; Glance itself reads any size) without being held in memory.
     - It must be UTF-8 JSON nested at most ``MAX_JSON_DEPTH`` deep, and no string in it
       (object keys included) may hold NUL or a lone surrogate (400)."""
     mimetype = request.mimetype
@@ -64,11 +65,13 @@ def _too_deep() -> str:
 
 
 def _read_at_most(limit: int) -> bytes:
-    """The whole body if it is at most ``limit`` bytes, else 413 (having read no more
-    than ``limit + 1`` bytes of it)."""
+    """The whole body if it is at most ``limit`` bytes, else 413, having kept no more
+    than ``limit + 1`` bytes of it in memory."""
     too_large = f"Request body is larger than {limit} bytes."
     length = request.content_length
     if length is not None and length > limit:
+        if length <= limit + DISCARD_BEFORE_REFUSAL:
+            _discard(request.stream, DISCARD_BEFORE_REFUSAL)
         raise RequestEntityTooLarge(too_large)
     stream = request.stream
     blocks, total = [], 0
@@ -79,7 +82,22 @@ def _read_at_most(limit: int) -> bytes:
         blocks.append(block)
         total += len(block)
         if total > limit:
+            blocks.clear()
+            _discard(stream, DISCARD_BEFORE_REFUSAL)
             raise RequestEntityTooLarge(too_large)
+
+
+def _discard(stream, most: int) -> None:
+    """Read and drop up to ``most`` bytes of what is left of the body. gunicorn drains
+    only 64 KiB after the answer before it closes, and a close with the client's bytes
+    still unread is a reset that can destroy the answer on its way: a body a little over
+    the limit is read to its end, so its client reads the 413."""
+    left = most
+    while left > 0:
+        block = stream.read(min(READ_BLOCK, left))
+        if not block:
+            return
+        left -= len(block)
 
 
 def check_document(document) -> None:
