@@ -24,6 +24,10 @@ class GatewayServer(BaseApplication):
             "workers": conf.workers,
             "threads": conf.threads,
             "worker_class": "gthread",
+            # A list URL with ~100 ids in an in: filter is ~4 KB, gunicorn's default
+            # limit; 8190 is its largest. Headers as long as Glance's max_header_line.
+            "limit_request_line": 8190,
+            "limit_request_field_size": 16384,
             "keepalive": 75,
             "timeout": 120,
             "graceful_timeout": 10,

@@ -1,7 +1,7 @@
 """Format safety on upload, as Glance 33 decides it: virtual_size read as the bytes pass;
 mismatches and unsafe content (backing or data files, unknown qcow2 features, QED, LUKS
-v2, a bad GPT protective MBR) rejected with 415 (as Glance 33 answers), leaving the image queued and no data
-behind; safe content of another format declared raw stored as raw."""
+v2, a bad GPT protective MBR) rejected with 415 (as Glance 33 answers), leaving the image
+queued and no data behind; safe content of another format declared raw stored as raw."""
 
 from __future__ import annotations
 

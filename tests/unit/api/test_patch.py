@@ -7,8 +7,8 @@ import pytest
 from services.api.errors import UnsupportedMediaType
 from services.api.patch import parse_changes
 from services.common.config import load_config
-from services.common.image_schema import image_validator
 from services.common.errors import BadRequest, Forbidden
+from services.common.image_schema import image_validator
 
 V21 = "application/openstack-images-v2.1-json-patch"
 V20 = "application/openstack-images-v2.0-json-patch"
