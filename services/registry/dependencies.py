@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nameko.extensions import DependencyProvider
+from sqlalchemy import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,12 +15,20 @@ from services.registry.db import make_engine
 
 
 class Transactions:
-    """``begin()``: one transaction, and the database's own refusals as typed errors
-    (a value out of range or too long for its column is the caller's 400, a unique key
-    taken meanwhile a 409), never a 500."""
+    """``begin()``: one transaction, and the database's own refusals as typed errors (a
+    value out of range or too long for its column is the caller's 400, a unique key taken
+    meanwhile a 409), never a 500; ``read()`` for a call that only reads."""
 
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
+        self.engine = sessions.kw["bind"]
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A plain connection for a call that only reads: no ORM session to build and
+        commit (about a tenth of a show's registry CPU)."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def begin(self) -> Iterator[Session]:

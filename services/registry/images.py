@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
@@ -47,15 +47,16 @@ def get_visible(session: Session, ctx: RequestContext, image_id: str) -> Image:
 
 
 def get_visible_record(
-    session: Session, ctx: RequestContext, image_id: str, action: str | None = None
+    db: Session | Connection, ctx: RequestContext, image_id: str, action: str | None = None
 ) -> dict:
     """The image's record (for reading it), in one query, if it exists and the caller
-    may see it (and, with ``action``, is allowed that action on it too)."""
-    rows = image_with_children(session, image_id)
+    may see it (and, with ``action``, is allowed that action on it too). ``db`` is a
+    session or a plain connection (Transactions.read)."""
+    rows = image_with_children(db, image_id)
     row = rows[0] if rows else None
-    _check_visible(session, ctx, row, image_id)
+    _check_visible(db, ctx, row, image_id)
     if action is not None:
-        access.authorize(session, ctx, action, row)
+        access.authorize(db, ctx, action, row)
     return record_of(rows)
 
 

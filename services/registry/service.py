@@ -42,9 +42,9 @@ class RegistryService:
     def get_image(self, image_id: str, action: str = "get_image") -> dict:
         """The image's record; ``action="download_image"`` checks that the caller may
         also download its data."""
-        with self.db.begin() as session:
+        with self.db.read() as connection:
             return images.get_visible_record(
-                session, self.context, image_id, action if action == "download_image" else None
+                connection, self.context, image_id, action if action == "download_image" else None
             )
 
     @rpc

@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import bindparam, literal, null, select, text, true, union_all
+from sqlalchemy import Connection, bindparam, literal, null, select, text, true, union_all
 from sqlalchemy.orm import Session
 
 from services.common.image_attributes import COLUMNS
@@ -92,9 +92,9 @@ IMAGE_WITH_CHILDREN = (
 )
 
 
-def image_with_children(session: Session, image_id: str) -> list:
+def image_with_children(db: Session | Connection, image_id: str) -> list:
     """The rows of IMAGE_WITH_CHILDREN for one image (empty if there is no such image)."""
-    return session.connection().execute(IMAGE_WITH_CHILDREN, {"image_id": image_id}).all()
+    return db.execute(IMAGE_WITH_CHILDREN, {"image_id": image_id}).all()
 
 
 def record_of(rows: list) -> dict:
