@@ -22,6 +22,8 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.api.list_params import NOT_FILTERS
+from services.common.contracts import FILTER_FIELDS
 from tests.conftest import Api
 
 EXAMPLES = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "150"))
@@ -68,30 +70,8 @@ ATTRIBUTES = (
     "os_distro",
     "deleted",
 )
-LIST_PARAMS = (
-    "limit",
-    "marker",
-    "sort",
-    "sort_key",
-    "sort_dir",
-    "member_status",
-    "tag",
-    "visibility",
-    "os_hidden",
-    "size_min",
-    "size_max",
-    "protected",
-    "name",
-    "id",
-    "status",
-    "owner",
-    "created_at",
-    "updated_at",
-    "disk_format",
-    "container_format",
-    "os_distro",
-    "changes-since",
-)
+# Every parameter the list knows (the gateway's own lists), an extra property and a v1 one.
+LIST_PARAMS = (*NOT_FILTERS, *FILTER_FIELDS, "os_distro", "changes-since")
 
 # Text as hostile as JSON can carry: every code point, lone surrogates and NUL included,
 # plus values at and past the limits the API knows.
