@@ -203,6 +203,44 @@ image_cache_opts = [
 ]
 
 
+notifier_opts = [
+    cfg.StrOpt(
+        "default_publisher_id",
+        default="image.localhost",
+        help="publisher_id of the notifications Tessera sends (as Glance: typically "
+        "image.<hostname>).",
+    ),
+    cfg.ListOpt(
+        "disabled_notifications",
+        default=[],
+        help="Notifications not to send: single events (image.update) or groups "
+        "(image, image.member, task).",
+    ),
+]
+
+# oslo.messaging's own names and defaults (oslo_messaging/notify/notifier.py)
+oslo_messaging_notifications_opts = [
+    cfg.MultiStrOpt(
+        "driver",
+        default=[],
+        help="Notification drivers: messagingv2 (Glance's usual choice), messaging, log, "
+        "noop. Unset: no notifications, as Glance.",
+    ),
+    cfg.StrOpt(
+        "transport_url",
+        secret=True,
+        help="Broker for notifications (default: [DEFAULT] transport_url).",
+    ),
+    cfg.ListOpt("topics", default=["notifications"], help="Topics notifications are published on."),
+    cfg.IntOpt(
+        "retry",
+        default=-1,
+        help="Attempts to re-send a notification after a recoverable error (0: none, "
+        "-1: indefinitely). Sending never holds up the request that caused it.",
+    ),
+]
+
+
 def build_config() -> cfg.ConfigOpts:
     """A fresh ConfigOpts with every Tessera option registered (nothing parsed yet)."""
     conf = cfg.ConfigOpts()
@@ -215,6 +253,8 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(swift_opts, group="glance_store")
     conf.register_opts(store_opts, group="store")
     conf.register_opts(broker.rabbit_opts, group=broker.GROUP)
+    conf.register_opts(notifier_opts)
+    conf.register_opts(oslo_messaging_notifications_opts, group="oslo_messaging_notifications")
     return conf
 
 

@@ -104,7 +104,9 @@ def set_member_status(
     return member
 
 
-def remove_member(session: Session, ctx: RequestContext, image_id: str, member_id: str) -> None:
+def remove_member(
+    session: Session, ctx: RequestContext, image_id: str, member_id: str
+) -> ImageMember:
     image = get_visible(session, ctx, image_id)
     member = _member(session, image_id, member_id)
     if image.owner != ctx.project_id and not ctx.is_admin:
@@ -115,3 +117,4 @@ def remove_member(session: Session, ctx: RequestContext, image_id: str, member_i
     if member is None:
         raise NotFound(f"{member_id} is not a member of image {image_id}")
     session.delete(member)
+    return member

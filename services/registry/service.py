@@ -8,11 +8,25 @@ from nameko.timer import timer
 
 from services.common.contracts import ListQuery, NewImage, changes_from_wire
 from services.common.image_schema import image_validator
+from services.common.notifications import (
+    Notifications,
+    deleted_image_payload,
+    image_payload,
+    member_payload,
+    upload_payload,
+)
 from services.common.rpc import Context, Settings, rpc
 from services.registry import images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
 from services.registry.members import member_record
-from services.registry.views import orm_record, records
+from services.registry.views import image_with_children, orm_record, record_of, records
+
+# Glance's notification payloads, by event
+PAYLOADS = {
+    "image.prepare": upload_payload,
+    "image.upload": upload_payload,
+    "image.delete": deleted_image_payload,
+}
 
 
 class RegistryService:
@@ -23,6 +37,23 @@ class RegistryService:
     conf = Settings()
     # Lifecycle events for the other services (cache eviction, store clean-up).
     dispatch = EventDispatcher(use_confirms=False)
+    # Glance's notifications for the rest of the cloud, sent after the commit
+    notifier = Notifications()
+
+    def _snapshot(self, session, image_id: str, *events: str) -> dict | None:
+        """The image's record inside the transaction, when one of ``events`` will be
+        sent (nothing is read when notifications are off)."""
+        if not any(self.notifier.enabled(event) for event in events):
+            return None
+        rows = image_with_children(session, image_id)
+        return record_of(rows) if rows else None
+
+    def _notify(self, record: dict | None, *events: str) -> None:
+        """Queue ``events`` about the image ``record`` (after the commit)."""
+        if record is None:
+            return
+        for event in events:
+            self.notifier.info(event, PAYLOADS.get(event, image_payload)(record))
 
     @rpc
     def health(self) -> dict:
@@ -36,6 +67,7 @@ class RegistryService:
         with self.db.begin() as session:
             record = orm_record(images.create_image(session, self.context, self.conf, new_image))
         self.dispatch("image.created", {"image_id": record["id"]})
+        self._notify(record, "image.create")
         return record
 
     @rpc
@@ -63,6 +95,7 @@ class RegistryService:
             )
             record = orm_record(image)
         self.dispatch("image.updated", {"image_id": image_id})
+        self._notify(record, "image.update")
         if removed_locations:
             self.dispatch(
                 "location.removed", {"image_id": image_id, "locations": removed_locations}
@@ -73,20 +106,27 @@ class RegistryService:
     def add_tag(self, image_id: str, tag: str) -> None:
         with self.db.begin() as session:
             images.add_tag(session, self.context, self.conf, image_id, tag)
+            record = self._snapshot(session, image_id, "image.update")
         self.dispatch("image.updated", {"image_id": image_id})
+        self._notify(record, "image.update")
 
     @rpc
     def remove_tag(self, image_id: str, tag: str) -> None:
         with self.db.begin() as session:
             images.remove_tag(session, self.context, image_id, tag)
+            record = self._snapshot(session, image_id, "image.update")
         self.dispatch("image.updated", {"image_id": image_id})
+        self._notify(record, "image.update")
 
     @rpc
     def delete_image(self, image_id: str) -> None:
         with self.db.begin() as session:
+            # the payload carries the properties and tags the delete removes
+            record = self._snapshot(session, image_id, "image.delete")
             image = images.delete_image(session, self.context, image_id)
             locations = [loc.value for loc in image.locations]
         self.dispatch("image.deleted", {"image_id": image_id, "locations": locations})
+        self._notify(record, "image.delete")
 
     # --- uploads: called by the store replica that moves the bytes
 
@@ -102,7 +142,10 @@ class RegistryService:
                 store,
                 self.conf.store.upload_lease_seconds,
             )
+            record = self._snapshot(session, image_id, "image.update", "image.prepare")
         self.dispatch("image.updated", {"image_id": image_id})
+        # as Glance: the image is saved as saving, then set_data announces the write
+        self._notify(record, "image.update", "image.prepare")
         return claim
 
     @rpc
@@ -114,13 +157,24 @@ class RegistryService:
     def finish_upload(self, image_id: str, upload_id: str, result: dict) -> None:
         with self.db.begin() as session:
             uploads.finish_upload(session, image_id, upload_id, result)
+            record = self._snapshot(
+                session, image_id, "image.upload", "image.activate", "image.update"
+            )
         self.dispatch("image.activated", {"image_id": image_id})
+        self._notify(record, "image.upload", "image.activate", "image.update")
 
     @rpc
-    def abort_upload(self, image_id: str, upload_id: str) -> None:
+    def abort_upload(self, image_id: str, upload_id: str, reason: str | None = None) -> None:
+        """The upload failed (``reason``: why, for the ERROR notification): the image is
+        queued again."""
         with self.db.begin() as session:
-            uploads.abort_upload(session, image_id, upload_id)
+            aborted = uploads.abort_upload(session, image_id, upload_id)
+            record = self._snapshot(session, image_id, "image.update") if aborted else None
         self.dispatch("image.updated", {"image_id": image_id})
+        if reason is not None:
+            # Glance: a plain string at ERROR priority, then the save back to queued
+            self.notifier.error("image.upload", reason)
+        self._notify(record, "image.update")
 
     @timer(interval=2)
     def give_up_expired_uploads(self) -> None:
@@ -137,6 +191,8 @@ class RegistryService:
     def set_active(self, image_id: str, active: bool) -> None:
         with self.db.begin() as session:
             images.set_active(session, self.context, image_id, active)
+            record = self._snapshot(session, image_id, "image.update")
+        self._notify(record, "image.update")
         self.dispatch("image.activated" if active else "image.deactivated", {"image_id": image_id})
 
     # --- members
@@ -158,6 +214,7 @@ class RegistryService:
                 members.add_member(session, self.context, self.conf, image_id, member_id)
             )
         self.dispatch("member.created", record)
+        self.notifier.info("image.member.create", member_payload(record))
         return record
 
     @rpc
@@ -167,13 +224,15 @@ class RegistryService:
                 members.set_member_status(session, self.context, image_id, member_id, status)
             )
         self.dispatch("member.updated", record)
+        self.notifier.info("image.member.update", member_payload(record))
         return record
 
     @rpc
     def remove_member(self, image_id: str, member_id: str) -> None:
         with self.db.begin() as session:
-            members.remove_member(session, self.context, image_id, member_id)
+            member = members.remove_member(session, self.context, image_id, member_id)
         self.dispatch("member.deleted", {"image_id": image_id, "member_id": member_id})
+        self.notifier.info("image.member.delete", member_payload(member_record(member), True))
 
     # --- usage
 

@@ -14,7 +14,14 @@ from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
-from services.common.errors import BadRequest, Conflict, Gone, ImageTooLarge, TesseraError
+from services.common.errors import (
+    BadRequest,
+    Conflict,
+    Gone,
+    ImageTooLarge,
+    StorageFull,
+    TesseraError,
+)
 from services.common.rpc import Context, Settings, rpc
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
@@ -22,6 +29,15 @@ from services.store.formats import FormatPolicy
 from services.store.pipeline import UploadPipeline
 
 log = logging.getLogger(__name__)
+
+
+def upload_failure(image_id: str, exc: BaseException) -> str:
+    """Why an upload failed, in the words of Glance's ``image.upload`` ERROR notification."""
+    if isinstance(exc, StorageFull):
+        return f"Image storage media is full: {exc}"
+    if isinstance(exc, BadRequest):
+        return f"Cannot save data for image {image_id}: {exc}"
+    return f"Failed to upload image data for image {image_id}: {exc or type(exc).__name__}"
 
 
 class StoreService:
@@ -83,7 +99,7 @@ class StoreService:
         except BaseException as exc:
             lease.kill()
             log.info("upload of %s failed: %s", image_id, exc)
-            self.registry.abort_upload(image_id, upload_id)
+            self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
             raise
         lease.kill()
         log.info("received image %s: %d bytes", image_id, pipeline.size)
