@@ -10,14 +10,13 @@ from services.api import image_data, images, members, versions
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.gateway import check_url
+from services.api.middleware import ENV_REQUEST_ID, GLOBAL_REQ_ID, build_pipeline
 from services.api.rpc_client import RpcClient
 from services.common.context import new_request_id
 from services.common.image_schema import image_schema, image_validator
 from services.common.logs import set_request_id
 
 log = logging.getLogger(__name__)
-
-REQUEST_ID_HEADER = "x-openstack-request-id"
 
 
 def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
@@ -36,15 +35,12 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
 
     @app.before_request
     def _identify():
-        g.request_id = new_request_id()
-        set_request_id(g.request_id)
-        g.context = context_from_request(request, flavor, g.request_id)
+        # the ids the pipeline (services/api/middleware.py) gave the request
+        g.request_id = request.environ.get(ENV_REQUEST_ID) or new_request_id()
+        g.global_request_id = request.environ.get(GLOBAL_REQ_ID)
+        set_request_id(g.request_id, g.global_request_id)
+        g.context = context_from_request(request, flavor, g.request_id, g.global_request_id)
         check_url()
-
-    @app.after_request
-    def _tag_response(response):
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or new_request_id()
-        return response
 
     @app.teardown_request
     def _forget(_exc):
@@ -55,8 +51,5 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.register_blueprint(images.bp)
     app.register_blueprint(image_data.bp)
     app.register_blueprint(members.bp)
-    if flavor == "keystone":
-        from services.api.keystone import wrap_with_auth_token
-
-        app.wsgi_app = wrap_with_auth_token(app.wsgi_app, conf)
+    app.wsgi_app = build_pipeline(app.wsgi_app, conf, app.extensions["tessera.rpc"], flavor)
     return app

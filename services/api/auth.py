@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Request
 
 from services.api.errors import Unauthorized
-from services.common.context import RequestContext
+from services.common.context import RequestContext, new_request_id
 
 DEV_PROJECT = "development"
 ADMIN_ROLE = "admin"
@@ -35,8 +35,16 @@ def _with_implied(roles: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(expanded)
 
 
-def context_from_request(request: Request, flavor: str, request_id: str) -> RequestContext:
-    headers = request.headers
+def context_from_request(
+    request: Request, flavor: str, request_id: str, global_request_id: str | None = None
+) -> RequestContext:
+    return context_from_headers(request.headers, flavor, request_id, global_request_id)
+
+
+def context_from_headers(
+    headers, flavor: str, request_id: str | None = None, global_request_id: str | None = None
+) -> RequestContext:
+    """The context of a request with these (case-insensitive) headers."""
     project = headers.get("X-Project-Id") or headers.get("X-Tenant-Id")
     user = headers.get("X-User-Id")
     roles = _roles(headers.get("X-Roles"))
@@ -52,5 +60,6 @@ def context_from_request(request: Request, flavor: str, request_id: str) -> Requ
         user_id=user,
         roles=roles,
         is_admin=ADMIN_ROLE in roles,
-        request_id=request_id,
+        request_id=request_id or new_request_id(),
+        global_request_id=global_request_id,
     )

@@ -32,7 +32,10 @@ class GatewayServer(BaseApplication):
             "timeout": 120,
             "graceful_timeout": 10,
             "control_socket_disable": True,
-            "accesslog": None,
+            "accesslog": None,  # the pipeline's own (services/api/middleware.py)
+            # X-Forwarded-* are oslo's http_proxy_to_wsgi's, only with [oslo_middleware]
+            # enable_proxy_headers_parsing, as Glance (gunicorn trusts a local proxy's)
+            "secure_scheme_headers": {},
             "proc_name": "tessera-api",
         }
         for key, value in settings.items():

@@ -13,7 +13,10 @@ VERSIONS = [("2.17", "CURRENT")] + [(f"2.{n}", "SUPPORTED") for n in range(16, -
 
 
 def _versions_body() -> dict:
-    root = request.host_url.rstrip("/")
+    # as Glance: [DEFAULT] public_endpoint, else the URL the request came to (with the
+    # X-Forwarded-* headers when http_proxy_to_wsgi parses them)
+    public = current_app.extensions["tessera.conf"].public_endpoint
+    root = (public or request.url_root).rstrip("/")
     return {
         "versions": [
             {"id": f"v{v}", "status": status, "links": [{"rel": "self", "href": f"{root}/v2/"}]}

@@ -10,9 +10,12 @@ reads a global.
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 from oslo_config import cfg
+from oslo_middleware import cors, http_proxy_to_wsgi
+from oslo_middleware.healthcheck import opts as healthcheck_opts
 
 from services.common import broker
 from services.common.swift_options import swift_opts
@@ -109,6 +112,11 @@ default_opts = [
         help="Show the image's locations in image bodies and allow changing them.",
     ),
     cfg.StrOpt("hashing_algorithm", default="sha512", help="hashlib algorithm for os_hash_value."),
+    cfg.StrOpt(
+        "public_endpoint",
+        help="Public URL of the API for the links of the version document (as Glance's "
+        "public_endpoint); default: the URL the request came to.",
+    ),
     cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
     cfg.StrOpt("log_file", help="Log to this file instead of standard error."),
 ]
@@ -255,7 +263,47 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(broker.rabbit_opts, group=broker.GROUP)
     conf.register_opts(notifier_opts)
     conf.register_opts(oslo_messaging_notifications_opts, group="oslo_messaging_notifications")
+    # oslo.middleware's own options, as Glance registers them (services/api/middleware.py)
+    set_cors_defaults()
+    conf.register_opts(cors.CORS_OPTS, group="cors")
+    conf.register_opts(http_proxy_to_wsgi.OPTS, group="oslo_middleware")
+    conf.register_opts(healthcheck_opts.HEALTHCHECK_OPTS, group="healthcheck")
     return conf
+
+
+def set_cors_defaults() -> None:
+    """Glance's CORS defaults (glance/common/config.py set_cors_middleware_defaults)."""
+    cors.set_defaults(
+        allow_headers=[
+            "Content-MD5",
+            "X-Image-Meta-Checksum",
+            "X-Storage-Token",
+            "Accept-Encoding",
+            "X-Auth-Token",
+            "X-Identity-Status",
+            "X-Roles",
+            "X-Service-Catalog",
+            "X-User-Id",
+            "X-Tenant-Id",
+            "X-OpenStack-Request-ID",
+        ],
+        expose_headers=[
+            "X-Image-Meta-Checksum",
+            "X-Auth-Token",
+            "X-Subject-Token",
+            "X-Service-Token",
+            "X-OpenStack-Request-ID",
+        ],
+        allow_methods=["GET", "PUT", "POST", "DELETE", "PATCH"],
+    )
+
+
+def package_version() -> str:
+    """Tessera's version (pyproject.toml), for ``--version`` on every command."""
+    try:
+        return metadata.version("tessera")
+    except metadata.PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
 
 
 def load_config(argv: list[str] | None = None, prog: str = "tessera") -> cfg.ConfigOpts:
@@ -265,6 +313,7 @@ def load_config(argv: list[str] | None = None, prog: str = "tessera") -> cfg.Con
         args=argv if argv is not None else [],
         project="tessera",
         prog=prog,
+        version=package_version(),
         default_config_files=[],
         default_config_dirs=[],
     )

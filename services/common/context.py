@@ -19,6 +19,9 @@ class RequestContext:
     roles: tuple[str, ...] = field(default_factory=tuple)
     is_admin: bool = False
     request_id: str = field(default_factory=new_request_id)
+    #: The caller's own ``X-OpenStack-Request-ID`` (oslo's global request id), when it
+    #: sent a valid one: it crosses RPC and is logged beside the local ``request_id``.
+    global_request_id: str | None = None
     #: The deployment's rules (services/common/policy.py); not sent over RPC: each
     #: service attaches its own. None means Glance's defaults.
     policy: object | None = field(default=None, compare=False, repr=False)
@@ -34,6 +37,8 @@ class RequestContext:
             headers["project_id"] = self.project_id
         if self.user_id is not None:
             headers["user_id"] = self.user_id
+        if self.global_request_id is not None:
+            headers["global_request_id"] = self.global_request_id
         return headers
 
     @classmethod
@@ -44,6 +49,7 @@ class RequestContext:
             roles=tuple(data.get("roles") or ()),
             is_admin=bool(data.get("is_admin")),
             request_id=data.get("request_id") or new_request_id(),
+            global_request_id=data.get("global_request_id") or None,
             policy=policy,
         )
 

@@ -1,5 +1,7 @@
 """Logging set-up shared by every service: each line carries the request id of the call
-it belongs to, so one request can be followed through the gateway and every service."""
+it belongs to, so one request can be followed through the gateway and every service.
+When the caller sent its own ``X-OpenStack-Request-ID`` (the global request id), the
+line carries both, global first as in oslo.log: ``[req-<global> req-<local>]``."""
 
 from __future__ import annotations
 
@@ -11,17 +13,23 @@ _local = threading.local()  # greenlet-local in nameko services (eventlet patche
 FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-def set_request_id(request_id: str | None) -> None:
+def set_request_id(request_id: str | None, global_request_id: str | None = None) -> None:
     _local.request_id = request_id
+    _local.global_request_id = global_request_id
 
 
 def current_request_id() -> str | None:
     return getattr(_local, "request_id", None)
 
 
+def current_global_request_id() -> str | None:
+    return getattr(_local, "global_request_id", None)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id() or "-"
+        local, caller = current_request_id(), current_global_request_id()
+        record.request_id = f"{caller} {local or '-'}" if caller else local or "-"
         return True
 
 

@@ -171,6 +171,7 @@ class LeanRpcConsumer(RpcConsumer):
     """nameko's RpcConsumer with quorum queues as an option and lean replies."""
 
     replies: ReplyChannel | None = None
+    _keepalive = None  # the greenthread of _keep_replies_alive, stopped with the consumer
 
     def setup(self):
         super().setup()
@@ -196,7 +197,7 @@ class LeanRpcConsumer(RpcConsumer):
     def start(self):
         super().start()
         if self.replies.heartbeat:
-            self.container.spawn_managed_thread(self._keep_replies_alive)
+            self._keepalive = self.container.spawn_managed_thread(self._keep_replies_alive)
 
     def _keep_replies_alive(self) -> None:
         period = max(1.0, self.replies.heartbeat / 4)
@@ -206,6 +207,8 @@ class LeanRpcConsumer(RpcConsumer):
 
     def stop(self):
         super().stop()
+        if self._keepalive is not None:  # else nameko kills it, with a warning per stop
+            self._keepalive.kill()
         self.replies.close()
 
     def kill(self):
@@ -313,7 +316,7 @@ class Context(DependencyProvider):
         self.policy = Policy(self.container.config["TESSERA_CONF"])
 
     def worker_setup(self, worker_ctx):
-        set_request_id(worker_ctx.data.get("request_id"))
+        set_request_id(worker_ctx.data.get("request_id"), worker_ctx.data.get("global_request_id"))
 
     def get_dependency(self, worker_ctx):
         return RequestContext.from_headers(worker_ctx.data, policy=self.policy)

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from services.common.config import database_url, load_config
+from services.common.config import database_url, load_config, package_version
 from services.registry.db import make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -46,6 +46,7 @@ def db_version(engine) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="tessera-manage")
+    parser.add_argument("--version", action="version", version=package_version())
     parser.add_argument("--config-file", action="append", default=[])
     parser.add_argument("group", choices=["db"])
     parser.add_argument("action", choices=["sync", "version"])

@@ -1,0 +1,61 @@
+"""The gateway pipeline in one process, with a stand-in for the RPC client: the tripwire
+of the healthcheck adapter (services/api/middleware.py reaches into oslo.middleware's
+Healthcheck) and ``public_endpoint`` in the version document."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.api.app import create_app
+from services.common.config import load_config
+from services.common.errors import ServiceUnavailable
+
+
+class HealthRpc:
+    """Answers ``health`` for the services in ``up``."""
+
+    def __init__(self, up=("registry", "store")):
+        self.up = set(up)
+
+    def call(self, service, method, ctx, *args, **kwargs):
+        assert method == "health"
+        if service not in self.up:
+            raise ServiceUnavailable(f"The {service} service is not running.")
+        return {"status": "ok"}
+
+
+def client(tmp_path, rpc, **default):
+    path = tmp_path / "tessera.conf"
+    path.write_text("[DEFAULT]\n" + "".join(f"{k} = {v}\n" for k, v in default.items()))
+    conf = load_config(["--config-file", str(path)])
+    return create_app(conf, rpc).test_client()
+
+
+@pytest.mark.parametrize(
+    ("up", "status", "body"),
+    [
+        (("registry", "store"), 200, "OK"),
+        (("store",), 503, "registry not answering"),
+        ((), 503, "registry and store not answering"),
+    ],
+)
+def test_healthcheck_plugin_decides_the_answer(tmp_path, up, status, body):
+    """Fails loudly if oslo.middleware's Healthcheck stops calling the plugin that
+    ServicesHealthcheck adds to its ``_backends``."""
+    resp = client(tmp_path, HealthRpc(up)).get("/healthcheck")
+    assert resp.status_code == status
+    assert resp.get_data(as_text=True) == body
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
+
+
+def test_public_endpoint_in_the_version_document(tmp_path):
+    api = client(tmp_path, HealthRpc(), public_endpoint="https://images.example.com/glance")
+    for path in ("/", "/versions"):
+        links = [v["links"][0]["href"] for v in api.get(path).get_json()["versions"]]
+        assert set(links) == {"https://images.example.com/glance/v2/"}
+
+
+def test_version_document_follows_the_request_without_public_endpoint(tmp_path):
+    api = client(tmp_path, HealthRpc())
+    body = api.get("/versions", base_url="http://api.example.org:9292").get_json()
+    assert body["versions"][0]["links"][0]["href"] == "http://api.example.org:9292/v2/"
