@@ -214,6 +214,7 @@ def download(image_id):
         image["locations"][0]["url"],
         offset,
         length if status == 206 else None,
+        {"image_id": image_id, "owner_id": image["owner"]},  # for image.send
     )
     conn, path = _connect(session["url"])
     try:

@@ -106,10 +106,11 @@ def body_readinto(environ: dict) -> Callable[[memoryview], int]:
     return readinto
 
 
-def sendfile_body(environ: dict, path, offset: int, length: int):
+def sendfile_body(environ: dict, path, offset: int, length: int, on_sent=None):
     """A response body that the kernel copies from the file straight to the client's
     socket (``sendfile``), after eventlet's server has sent the headers with the first
-    few bytes. Falls back to reading when the connection is not a plain socket."""
+    few bytes. Falls back to reading when the connection is not a plain socket.
+    ``on_sent(n)`` hears of the bytes sendfile sent (those never pass through a yield)."""
     sock = getattr(environ.get("eventlet.input"), "_sock", None)
     fd = getattr(sock, "fd", None)
     with open(path, "rb", buffering=0) as handle:
@@ -133,4 +134,6 @@ def sendfile_body(environ: dict, path, offset: int, length: int):
                 continue
             if sent == 0:
                 return
+            if on_sent is not None:
+                on_sent(sent)
             offset, length = offset + sent, length - sent

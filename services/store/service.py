@@ -22,6 +22,7 @@ from services.common.errors import (
     StorageFull,
     TesseraError,
 )
+from services.common.notifications import Notifications
 from services.common.rpc import Context, Settings, rpc
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
@@ -40,6 +41,32 @@ def upload_failure(image_id: str, exc: BaseException) -> str:
     return f"Failed to upload image data for image {image_id}: {exc or type(exc).__name__}"
 
 
+class SendNotice:
+    """Glance's ``image.send`` for one download, once its body ends: INFO with the bytes
+    sent, ERROR when fewer than ``length`` reached the client."""
+
+    def __init__(self, notifier, payload: dict, length: int):
+        self.notifier = notifier
+        self.payload = payload
+        self.length = length
+        self.sent = 0
+
+    def add(self, count: int) -> None:
+        self.sent += count
+
+    def wrap(self, body):
+        try:
+            for chunk in body:
+                self.sent += len(chunk)
+                yield chunk
+        finally:
+            payload = {**self.payload, "bytes_sent": self.sent}
+            if self.sent == self.length:
+                self.notifier.info("image.send", payload)
+            else:
+                self.notifier.error("image.send", payload)
+
+
 class StoreService:
     name = "store"
 
@@ -48,6 +75,7 @@ class StoreService:
     backends = StoreBackends()
     sessions = TransferSessions()
     data_port = DataPortUrl()
+    notifier = Notifications()
     registry = RpcProxy("registry")
 
     @rpc
@@ -128,10 +156,27 @@ class StoreService:
     # --- downloads
 
     @rpc
-    def open_download(self, location: str, offset: int = 0, length: int | None = None) -> dict:
+    def open_download(
+        self,
+        location: str,
+        offset: int = 0,
+        length: int | None = None,
+        image: dict | None = None,
+    ) -> dict:
+        """``image``: ``{"image_id", "owner_id"}`` of the image downloaded, for Glance's
+        ``image.send`` notification once the bytes are sent."""
         self.backends.for_location(location)  # fails now if no backend reads it
+        send = None
+        if image is not None and self.notifier.enabled("image.send"):
+            send = {
+                "bytes_sent": 0,
+                "image_id": image["image_id"],
+                "owner_id": image["owner_id"],
+                "receiver_tenant_id": self.context.project_id,
+                "receiver_user_id": self.context.user_id,
+            }
         token = self.sessions.add(
-            "download", {"location": location, "offset": offset, "length": length}
+            "download", {"location": location, "offset": offset, "length": length, "send": send}
         )
         return {"url": f"{self.data_port}/downloads/{token}"}
 
@@ -143,10 +188,21 @@ class StoreService:
         length = session["length"]
         if length is None:
             length = backend.size(location) - offset
+        notice = None
+        if session.get("send") is not None:
+            notice = SendNotice(self.notifier, session["send"], length)
         if backend.local_files and length > 0:
-            body = sendfile_body(request.environ, backend.local_path(location), offset, length)
+            body = sendfile_body(
+                request.environ,
+                backend.local_path(location),
+                offset,
+                length,
+                on_sent=notice.add if notice else None,
+            )
         else:
             body = backend.get(location, offset, length)
+        if notice is not None:
+            body = notice.wrap(body)
         return Response(
             body,
             status=200,

@@ -202,6 +202,25 @@ def test_image_lifecycle_notifications(heard):
     assert api.post(path, json={"member": other.project}).status_code == 200
     accepted = other.put(f"{path}/{other.project}", json={"status": "accepted"})
     assert accepted.status_code == 200
+
+    # download, by the owner and by the member: image.send once the bytes are sent
+    assert api.get(f"/v2/images/{image_id}/file").content == b"notified bytes"
+    assert other.get(f"/v2/images/{image_id}/file").content == b"notified bytes"
+    events = listened.wait_for(image_id, "image.send", "image.send")
+    sends = [e for e in events if e["event_type"] == "image.send"]
+    assert [e["priority"] for e in sends] == ["INFO", "INFO"]
+    # in either order: each store session ends on its own
+    assert sorted((e["payload"] for e in sends), key=lambda p: p["receiver_tenant_id"]) == [
+        {
+            "bytes_sent": len(b"notified bytes"),
+            "image_id": image_id,
+            "owner_id": api.project,
+            "receiver_tenant_id": receiver.project,
+            "receiver_user_id": "test-user",
+        }
+        for receiver in sorted((api, other), key=lambda a: a.project)
+    ]
+
     assert api.delete(f"{path}/{other.project}").status_code == 204
     events = listened.wait_for(
         image_id, "image.member.create", "image.member.update", "image.member.delete"
