@@ -2,10 +2,20 @@
 
 Migrates the database, then starts the registry, store, cache and API as child
 processes; restarts one that dies (up to 5 times a minute) and stops them all on
-Ctrl-C / SIGTERM."""
+Ctrl-C / SIGTERM, within about 5 seconds:
+
+1. the gateway first: it stops accepting, and requests in flight get GATEWAY_GRACE
+   seconds to finish (an upload cut short is aborted by its store, image back to queued);
+2. then the store and cache (each finishes or kills its running workers), and
+3. the registry last, so that what the others finish can still be recorded.
+
+Each child runs in a process group of its own, so Ctrl-C in a terminal reaches only
+this process (which stops the children in that order), and each is sent SIGTERM if
+this process dies. A second Ctrl-C kills everything at once."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -27,6 +37,9 @@ from services.registry.manage import db_sync
 SERVICES = ("registry", "store", "cache")
 RESTART_WINDOW = 60  # seconds
 MAX_RESTARTS = 5  # within the window, before tessera-run gives up and stops everything
+GATEWAY_GRACE = 2.5  # seconds for requests in flight before the gateway is killed
+SERVICE_GRACE = 2.0  # seconds for a nameko service (services.launch.STOP_TIMEOUT + margin)
+PR_SET_PDEATHSIG = 1
 
 
 def check_broker(conf) -> None:
@@ -48,9 +61,9 @@ def check_broker(conf) -> None:
     )
 
 
-def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
+def _wait_until_serving(url: str, processes: list, stopping, timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping():
         if any(p.poll() is not None for p in processes):
             return False
         try:
@@ -66,6 +79,42 @@ def _wait_until_serving(url: str, processes: list, timeout: float = 60) -> bool:
     return False
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when tessera-run dies, even by SIGKILL."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(cmd: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, process_group=0, preexec_fn=_die_with_parent)
+
+
+def terminate(processes: list, grace: float, hurry=lambda: False) -> None:
+    """SIGTERM each process, wait up to ``grace`` seconds (less if ``hurry()`` turns
+    true), then SIGKILL the process group of each one still running."""
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and not hurry():
+        if all(p.poll() is not None for p in processes):
+            return
+        time.sleep(0.05)
+    for p in processes:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the gateway's workers too
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def stop_all(processes: dict, hurry=lambda: False) -> None:
+    """The gateway, then the store and cache, then the registry (see the docstring)."""
+    terminate([processes["api"]], GATEWAY_GRACE, hurry)
+    terminate([processes["store"], processes["cache"]], SERVICE_GRACE, hurry)
+    terminate([processes["registry"]], SERVICE_GRACE, hurry)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     conf = load_config(argv, prog="tessera-run")
@@ -74,29 +123,26 @@ def main(argv: list[str] | None = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
     print(f"tessera: database at revision {db_sync(conf)}", flush=True)
 
-    commands = [[sys.executable, "-m", "services.launch", name, *argv] for name in SERVICES]
-    commands.append([sys.executable, "-m", "services.api.server", *argv])
-    processes = [subprocess.Popen(cmd) for cmd in commands]
+    commands = {name: [sys.executable, "-m", "services.launch", name, *argv] for name in SERVICES}
+    commands["api"] = [sys.executable, "-m", "services.api.server", *argv]
+    signals: list[int] = []
 
-    stopping = False
+    def on_signal(signum, _frame):
+        signals.append(signum)
 
-    def stop(_signum=None, _frame=None):
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    processes = {name: spawn(cmd) for name, cmd in commands.items()}
 
     url = f"http://{conf.bind_host}:{conf.bind_port}"
-    if _wait_until_serving(url, processes):
+    if _wait_until_serving(url, list(processes.values()), stopping=lambda: bool(signals)):
         print(f"tessera: serving the Image API on {url} (Ctrl-C stops)", flush=True)
     exit_code = 0
     restarts: list[float] = []
-    while not stopping and not exit_code:
-        for i, proc in enumerate(processes):
+    while not signals and not exit_code:
+        for name, proc in processes.items():
             if proc.poll() is None:
                 continue
-            name = " ".join(proc.args[2:4])
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < RESTART_WINDOW] + [now]
             if len(restarts) > MAX_RESTARTS:
@@ -112,17 +158,13 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            processes[i] = subprocess.Popen(proc.args)
+            processes[name] = spawn(commands[name])
         time.sleep(0.2)
-    for p in processes:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for p in processes:
-        try:
-            p.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
+    started = time.monotonic()
+    if signals:
+        print(f"tessera: stopping ({signal.Signals(signals[0]).name})", flush=True)
+    stop_all(processes, hurry=lambda: len(signals) > 1)
+    print(f"tessera: stopped in {time.monotonic() - started:.1f} s", flush=True)
     os._exit(exit_code)
 
 
