@@ -3,8 +3,8 @@ builds its paste pipeline (glance-api-paste.ini), outermost first:
 
     access log + request id  one INFO line per request; x-openstack-request-id on every
                              response, including 401s, 404s of unknown routes and 500s
-    cors                     [cors] allowed_origin, ... (oslo_middleware.cors)
-    http_proxy_to_wsgi       X-Forwarded-Proto/Host/For when [oslo_middleware]
+    cors                     [cors] allowed_origin, ... (oslo_middleware.cors), when set
+    http_proxy_to_wsgi       X-Forwarded-Proto/Host/For, when [oslo_middleware]
                              enable_proxy_headers_parsing = True
     /healthcheck             oslo_middleware.healthcheck, mounted beside the API as in
                              Glance's composite: it needs no token in Keystone mode
@@ -68,8 +68,13 @@ def build_pipeline(api_app, conf, rpc_client, flavor: str):
             return health(environ, start_response)
         return api_app(environ, start_response)
 
-    app = http_proxy_to_wsgi.HTTPProxyToWSGI(route, conf)
-    app = cors.CORS(app, conf)
+    # Each webob layer costs ~50 us of CPU per request even when it has nothing to do:
+    # left out when not configured (they would pass every request through unchanged).
+    app = route
+    if conf.oslo_middleware.enable_proxy_headers_parsing:
+        app = http_proxy_to_wsgi.HTTPProxyToWSGI(app, conf)
+    if conf.cors.allowed_origin:
+        app = cors.CORS(app, conf)
     return AccessLogAndRequestId(app)
 
 
