@@ -59,3 +59,17 @@ def test_version_document_follows_the_request_without_public_endpoint(tmp_path):
     api = client(tmp_path, HealthRpc())
     body = api.get("/versions", base_url="http://api.example.org:9292").get_json()
     assert body["versions"][0]["links"][0]["href"] == "http://api.example.org:9292/v2/"
+
+
+def test_a_500_carries_the_request_id_and_is_logged(tmp_path, caplog):
+    api = client(tmp_path, HealthRpc())
+    api.application.add_url_rule("/boom", "boom", lambda: 1 // 0)
+    caller_id = "req-12345678-1234-4234-9234-123456789012"
+    with caplog.at_level("INFO", logger="tessera.access"):
+        resp = api.get("/boom?x=1", headers={"X-OpenStack-Request-ID": caller_id})
+        assert resp.status_code == 500
+        assert resp.headers["x-openstack-request-id"] == caller_id
+        resp.close()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "tessera.access"]
+    assert '"GET /boom?x=1" status 500 len ' in line
+    assert line.endswith(f"global_request_id {caller_id}")
