@@ -20,11 +20,15 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.in
 	$(PIP) -r requirements-test.in -c constraints.txt
 	touch $@
 
-# Debian packages the tests use: qemu-img builds the disk images the format checks read.
+# Debian packages the tests use: qemu-img builds the disk images the format checks read;
+# memcached is the token cache of the install guides' [keystone_authtoken] memcached_servers.
 system-deps:
 	@command -v qemu-img >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq qemu-utils; \
 	  else echo "qemu-img is missing (apt-get install qemu-utils): its tests will skip"; fi; }
+	@command -v memcached >/dev/null || [ -x /usr/bin/memcached ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq memcached; \
+	  else echo "memcached is missing (apt-get install memcached): its tests will skip"; fi; }
 
 run: $(VENV)/.runtime
 	$(PY) -m services.stack $(if $(CONFIG),--config-file $(CONFIG))
