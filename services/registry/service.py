@@ -182,8 +182,10 @@ class RegistryService:
         partial data when it hears of it."""
         with self.db.begin() as session:
             given_up = uploads.expired_uploads(session)
-        for upload in given_up:
+            queued = [self._snapshot(session, u["image_id"], "image.update") for u in given_up]
+        for upload, record in zip(given_up, queued, strict=True):
             self.dispatch("upload.abandoned", upload)
+            self._notify(record, "image.update")
 
     # --- deactivation
 

@@ -299,3 +299,29 @@ def test_noop_driver_sends_nothing(tmp_path_factory):
     finally:
         listener.stop()
         stack.cleanup()
+
+
+def test_unreachable_notification_broker_slows_nothing(tmp_path_factory):
+    """Notifications to a broker that refuses connections (retried forever, as oslo's
+    default): every request still answers at once, and the stack stops promptly."""
+    stack = notifying_stack(
+        tmp_path_factory,
+        "notify-down",
+        driver="messagingv2",
+        transport_url="rabbit://guest:guest@127.0.0.1:9/",
+    )
+    try:
+        stack.start()
+        api = Api(stack.url, project=f"project-{uuid.uuid4().hex[:8]}")
+        started = time.monotonic()
+        for _ in range(5):
+            image = api.create(name="unheard", disk_format="raw", container_format="bare")
+            assert upload(api, image["id"], b"unheard").status_code == 204
+            assert api.get(f"/v2/images/{image['id']}/file").content == b"unheard"
+            assert api.delete(f"/v2/images/{image['id']}").status_code == 204
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        stack.stop()
+        assert time.monotonic() - started < 20
+    finally:
+        stack.cleanup()
