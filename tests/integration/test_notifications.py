@@ -4,10 +4,13 @@ topic ``notifications``, receives each event with Glance's payload fields."""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 import uuid
 
+import kombu
 import oslo_messaging
 import pytest
 from oslo_config import cfg
@@ -325,3 +328,47 @@ def test_unreachable_notification_broker_slows_nothing(tmp_path_factory):
         assert time.monotonic() - started < 20
     finally:
         stack.cleanup()
+
+
+def test_wire_format_is_oslo_messaging_v2(heard):
+    """What a plain AMQP consumer sees (reference checklist): exchange ``glance`` (topic),
+    routing key ``notifications.info``, the 2.0 envelope with the message JSON inside."""
+    stack, listened = heard
+    exchange = kombu.Exchange("glance", type="topic", durable=False)
+    with kombu.Connection(stack.vhost.transport_url.replace("rabbit://", "amqp://")) as conn:
+        queue = kombu.Queue(
+            f"raw-{uuid.uuid4().hex[:8]}",
+            exchange,
+            routing_key="notifications.info",
+            auto_delete=True,
+        )(conn.channel())
+        queue.declare()
+        api = Api(stack.url, project=f"project-{uuid.uuid4().hex[:8]}")
+        image = api.create(name="raw", disk_format="raw", container_format="bare")
+        deadline = time.monotonic() + 15
+        while True:
+            assert time.monotonic() < deadline, "no image.create on the glance exchange"
+            message = queue.get(no_ack=True)
+            if message is None:
+                time.sleep(0.1)
+                continue
+            body = json.loads(message.body)
+            inner = json.loads(body["oslo.message"])
+            if inner["payload"].get("id") == image["id"]:
+                break
+    assert message.content_type == "application/json"
+    assert message.delivery_info["exchange"] == "glance"
+    assert message.delivery_info["routing_key"] == "notifications.info"
+    assert set(body) == {"oslo.version", "oslo.message"} and body["oslo.version"] == "2.0"
+    assert set(inner) == {
+        "message_id",
+        "publisher_id",
+        "event_type",
+        "priority",
+        "payload",
+        "timestamp",
+        "_unique_id",
+    }  # no _context_* keys: Glance sends an empty context
+    assert inner["event_type"] == "image.create" and inner["priority"] == "INFO"
+    assert inner["publisher_id"] == PUBLISHER
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?", inner["timestamp"])
