@@ -1,5 +1,7 @@
 """What the benchmark scripts share: Tessera started on a throw-away data directory and
-RabbitMQ vhost, the shared benchmark client and how to run it, where results go."""
+RabbitMQ vhost, the benchmark client (bench/image_client.py) and how to run it, where
+results go. ``--shared`` in the scripts swaps in ../shared/bench/'s client and limits.py,
+when that directory exists, as a cross-check of the in-repository ones."""
 
 from __future__ import annotations
 
@@ -19,9 +21,12 @@ if str(ROOT) not in sys.path:
 
 from tests.stack import Stack, free_port  # noqa: E402
 
+DEFAULT_CLIENT = ROOT / "bench" / "image_client.py"
+LIMITS = ROOT / "bench" / "machine_limits.py"
+# optional cross-check only: the client and limits script these were checked against
 SHARED_BENCH = ROOT.parent / "shared" / "bench"
-DEFAULT_CLIENT = SHARED_BENCH / "image_api_bench.py"
-LIMITS = SHARED_BENCH / "limits.py"
+SHARED_CLIENT = SHARED_BENCH / "image_api_bench.py"
+SHARED_LIMITS = SHARED_BENCH / "limits.py"
 RESULTS = ROOT / "bench" / "results"
 
 # No Keystone: Tessera's development auth reads the caller from these headers.
@@ -32,6 +37,8 @@ __all__ = [
     "LIMITS",
     "RESULTS",
     "ROOT",
+    "SHARED_CLIENT",
+    "SHARED_LIMITS",
     "TESSERA_HEADERS",
     "check_free_space",
     "free_port",
@@ -72,7 +79,7 @@ def run_client(
     client: Path | str = DEFAULT_CLIENT,
     echo: str | None = None,
 ) -> tuple[int, dict | None]:
-    """Run the shared client once; returns (exit status, its JSON result or None).
+    """Run the benchmark client once; returns (exit status, its JSON result or None).
 
     With ``echo`` the client's progress lines ("# ...") are printed with that prefix; its
     closing JSON goes to ``out`` only."""

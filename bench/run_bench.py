@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Start Tessera on its embedded defaults (a throw-away data directory and RabbitMQ vhost)
-and run the shared benchmark client against it, sampling the CPU and memory of every
-Tessera process.
+and run the benchmark client (bench/image_client.py) against it, sampling the CPU and
+memory of every Tessera process.
 
     python bench/run_bench.py                          # create,show,list
     python bench/run_bench.py --only create,show --show-reps 500
-    python bench/run_bench.py --client ../shared/bench/image_api_bench.py
+    python bench/run_bench.py --shared                 # cross-check: ../shared/bench's client
 
 Any option the script does not know is passed to the benchmark client. The JSON result
 is written to bench/results/tessera-<time>.json.
@@ -19,7 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import DEFAULT_CLIENT, TESSERA_HEADERS, result_path, run_client, tessera_stack  # noqa: E402
+from harness import (  # noqa: E402
+    DEFAULT_CLIENT,
+    SHARED_CLIENT,
+    TESSERA_HEADERS,
+    result_path,
+    run_client,
+    tessera_stack,
+)
 
 
 def main() -> int:
@@ -29,11 +36,16 @@ def main() -> int:
     parser.add_argument(
         "--client",
         default=str(DEFAULT_CLIENT),
-        help="image_api_bench.py to run (default: ../shared/bench/)",
+        help="benchmark client to run (default: bench/image_client.py)",
+    )
+    parser.add_argument(
+        "--shared", action="store_true", help=f"run {SHARED_CLIENT} instead (a cross-check)"
     )
     parser.add_argument("--only", default="create,show,list")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args, passthrough = parser.parse_known_args()
+    if args.shared:
+        args.client = str(SHARED_CLIENT)
     if not Path(args.client).exists():
         sys.exit(f"benchmark client not found: {args.client} (pass --client)")
 

@@ -7,15 +7,16 @@ and sizes.
         --create-n 50 --show-reps 100
     python bench/side_by_side.py --servers glance     # one side only
 
-First ../shared/bench/limits.py measures what this machine can do (hashing, disk,
-loopback HTTP). Then each server in turn: Tessera as bench/run_bench.py starts it (a
+First bench/machine_limits.py measures what this machine can do (hashing, disk).
+Then each server in turn: Tessera as bench/run_bench.py starts it (a
 throw-away data directory and RabbitMQ vhost, 2 gateway workers x 16 threads), Glance as
 bench/glance_anchor.py starts it (uWSGI, 4 processes x 1 thread, SQLite, file store), and
-../shared/bench/image_api_bench.py runs against it with --server-pid (tessera-run / the
+bench/image_client.py runs against it with --server-pid (tessera-run / the
 uWSGI master) so that CPU and memory of every server process are counted. The upload and
 download phases run in one client invocation, every other phase in one of its own, so a
 phase that fails (Glance on SQLite loses concurrent uploads) is recorded as failed and the
-other phases still run.
+other phases still run. --shared uses ../shared/bench/'s client and limits.py instead
+(a cross-check; the summaries have the same names).
 
 Options the script does not know go to the client (e.g. --create-n 50 --show-reps 100
 --list-population 500 --reps 50). It prints one table, figure | Tessera | Glance | ratio,
@@ -47,6 +48,8 @@ from harness import (  # noqa: E402
     DEFAULT_CLIENT,
     LIMITS,
     ROOT,
+    SHARED_CLIENT,
+    SHARED_LIMITS,
     TESSERA_HEADERS,
     check_free_space,
     free_port,
@@ -279,7 +282,7 @@ def run_limits(args, workdir: Path, out: Path) -> dict | None:
     mib = str(args.limits_mib)
     cmd = [
         sys.executable,
-        str(LIMITS),
+        str(args.limits),
         "--hash-mib",
         mib,
         "--disk-mib",
@@ -291,7 +294,7 @@ def run_limits(args, workdir: Path, out: Path) -> dict | None:
         "--out",
         str(out),
     ]
-    print(f"== limits of this machine ({LIMITS.name}, {mib} MiB)", flush=True)
+    print(f"== limits of this machine ({Path(args.limits).name}, {mib} MiB)", flush=True)
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         for line in proc.stdout:
             if line.startswith("#"):
@@ -435,7 +438,15 @@ def main() -> int:
     )
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("--client", default=str(DEFAULT_CLIENT))
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help=f"cross-check with {SHARED_CLIENT.parent}'s client and limits.py",
+    )
     args, extra = parser.parse_known_args()
+    args.limits = str(SHARED_LIMITS if args.shared else LIMITS)
+    if args.shared:
+        args.client = str(SHARED_CLIENT)
     args.phases = [p for p in PHASES if p in {x.strip() for x in args.only.split(",")}]
     unknown = {x.strip() for x in args.only.split(",") if x.strip()} - set(PHASES)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
@@ -443,7 +454,7 @@ def main() -> int:
         parser.error(f"--only takes phases from {PHASES}")
     if not servers or set(servers) - set(SERVERS):
         parser.error(f"--servers takes names from {SERVERS}")
-    for path in (args.client, LIMITS):
+    for path in (args.client, args.limits):
         if not Path(path).exists():
             sys.exit(f"not found: {path}")
 
