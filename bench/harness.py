@@ -1,7 +1,7 @@
 """What the benchmark scripts share: Tessera started on a throw-away data directory and
 RabbitMQ vhost, the benchmark client (bench/image_client.py) and how to run it, where
-results go. ``--shared`` in the scripts swaps in ../shared/bench/'s client and limits.py,
-when that directory exists, as a cross-check of the in-repository ones."""
+results go. ``--client PATH`` (and ``--limits PATH`` in side_by_side.py) run another client
+with the same command line instead, as a cross-check of the in-repository ones."""
 
 from __future__ import annotations
 
@@ -23,10 +23,6 @@ from tests.stack import Stack, free_port  # noqa: E402
 
 DEFAULT_CLIENT = ROOT / "bench" / "image_client.py"
 LIMITS = ROOT / "bench" / "machine_limits.py"
-# optional cross-check only: the client and limits script these were checked against
-SHARED_BENCH = ROOT.parent / "shared" / "bench"
-SHARED_CLIENT = SHARED_BENCH / "image_api_bench.py"
-SHARED_LIMITS = SHARED_BENCH / "limits.py"
 RESULTS = ROOT / "bench" / "results"
 
 # No Keystone: Tessera's development auth reads the caller from these headers.
@@ -37,8 +33,6 @@ __all__ = [
     "LIMITS",
     "RESULTS",
     "ROOT",
-    "SHARED_CLIENT",
-    "SHARED_LIMITS",
     "TESSERA_HEADERS",
     "check_free_space",
     "free_port",

@@ -21,8 +21,8 @@ request, per GiB) that stay steady on a shared machine, and noise_frac_<phase>: 
 of the machine's CPU used by neither the server nor this client. MB/s = 10^6 bytes/s.
 
 Prints "# …" progress lines, then one JSON object (also written to --out) whose
-``summary`` holds the headline figures under the same names as
-../shared/bench/image_api_bench.py, so either client can feed bench/side_by_side.py.
+``summary`` holds the headline figures under the names bench/side_by_side.py reads, so
+any client that writes them can be swapped in with --client.
 Exit status 1 with the reason on any unexpected status, timeout or failed verification.
 """
 

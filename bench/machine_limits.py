@@ -6,8 +6,8 @@ file-store upload makes). Standard library only; MB/s = 10^6 bytes/s.
 
     python bench/machine_limits.py --hash-mib 1024 --disk-mib 1024 --dir /tmp --out l.json
 
-Prints "# …" lines, then the JSON object (also written to --out) with the same keys as
-../shared/bench/limits.py: hash_md5_MBps, hash_sha512_MBps, hash_par_md5_sha512_MBps,
+Prints "# …" lines, then the JSON object (also written to --out) with the keys
+side_by_side.py reads: hash_md5_MBps, hash_sha512_MBps, hash_par_md5_sha512_MBps,
 disk_write_nofsync_MBps."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hash-mib", type=int, default=1024)
     parser.add_argument("--disk-mib", type=int, default=1024)
-    parser.add_argument("--http-mib", type=int, help="accepted for the shared limits.py's CLI")
+    parser.add_argument("--http-mib", type=int, help="accepted for compatibility with other limits scripts; unused")
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--out")
     args = parser.parse_args(argv)

@@ -6,7 +6,7 @@
 
 Starts Tessera as bench/run_bench.py does (a throw-away data directory and RabbitMQ vhost),
 then runs bench/image_client.py --only upload,download --size-mib N (the client streams the
-image from a file it generates; --shared runs ../shared/bench's instead) while psutil
+image from a file it generates; --client PATH runs another one) while psutil
 samples the RSS of every process of the tessera-run tree separately, every 0.2 s: tessera-run
 itself, the registry, store and cache services, the gateway's gunicorn master and each
 of its workers. Prints the highest RSS of each process with PASS/FAIL against the limit
@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     DEFAULT_CLIENT,
-    SHARED_CLIENT,
     TESSERA_HEADERS,
     check_free_space,
     result_path,
@@ -157,10 +156,7 @@ def main() -> int:
         help="where the client's file goes (removed at the end)",
     )
     parser.add_argument("--client", default=str(DEFAULT_CLIENT))
-    parser.add_argument("--shared", action="store_true", help=f"run {SHARED_CLIENT} instead")
     args, extra = parser.parse_known_args()
-    if args.shared:
-        args.client = str(SHARED_CLIENT)
 
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     stack_tmp = tempfile.gettempdir()  # tessera_stack keeps its data there

@@ -5,7 +5,7 @@ memory of every Tessera process.
 
     python bench/run_bench.py                          # create,show,list
     python bench/run_bench.py --only create,show --show-reps 500
-    python bench/run_bench.py --shared                 # cross-check: ../shared/bench's client
+    python bench/run_bench.py --client OTHER_CLIENT.py # cross-check with another client
 
 Any option the script does not know is passed to the benchmark client. The JSON result
 is written to bench/results/tessera-<time>.json.
@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
     DEFAULT_CLIENT,
-    SHARED_CLIENT,
     TESSERA_HEADERS,
     result_path,
     run_client,
@@ -38,14 +37,9 @@ def main() -> int:
         default=str(DEFAULT_CLIENT),
         help="benchmark client to run (default: bench/image_client.py)",
     )
-    parser.add_argument(
-        "--shared", action="store_true", help=f"run {SHARED_CLIENT} instead (a cross-check)"
-    )
     parser.add_argument("--only", default="create,show,list")
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     args, passthrough = parser.parse_known_args()
-    if args.shared:
-        args.client = str(SHARED_CLIENT)
     if not Path(args.client).exists():
         sys.exit(f"benchmark client not found: {args.client} (pass --client)")
 

@@ -15,8 +15,8 @@ bench/image_client.py runs against it with --server-pid (tessera-run / the
 uWSGI master) so that CPU and memory of every server process are counted. The upload and
 download phases run in one client invocation, every other phase in one of its own, so a
 phase that fails (Glance on SQLite loses concurrent uploads) is recorded as failed and the
-other phases still run. --shared uses ../shared/bench/'s client and limits.py instead
-(a cross-check; the summaries have the same names).
+other phases still run. --client PATH and --limits PATH run another client and limits
+script with the same command line and summary names instead (a cross-check).
 
 Options the script does not know go to the client (e.g. --create-n 50 --show-reps 100
 --list-population 500 --reps 50). It prints one table, figure | Tessera | Glance | ratio,
@@ -48,8 +48,6 @@ from harness import (  # noqa: E402
     DEFAULT_CLIENT,
     LIMITS,
     ROOT,
-    SHARED_CLIENT,
-    SHARED_LIMITS,
     TESSERA_HEADERS,
     check_free_space,
     free_port,
@@ -439,14 +437,9 @@ def main() -> int:
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("--client", default=str(DEFAULT_CLIENT))
     parser.add_argument(
-        "--shared",
-        action="store_true",
-        help=f"cross-check with {SHARED_CLIENT.parent}'s client and limits.py",
+        "--limits", default=str(LIMITS), help="machine limits script (bench/machine_limits.py)"
     )
     args, extra = parser.parse_known_args()
-    args.limits = str(SHARED_LIMITS if args.shared else LIMITS)
-    if args.shared:
-        args.client = str(SHARED_CLIENT)
     args.phases = [p for p in PHASES if p in {x.strip() for x in args.only.split(",")}]
     unknown = {x.strip() for x in args.only.split(",") if x.strip()} - set(PHASES)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]

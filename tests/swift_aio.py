@@ -1,6 +1,6 @@
 """A real all-in-one OpenStack Swift on loopback, for tests.
 
-What /work/shared/recipes/swift-aio proves, in Python: the ``swift`` package from PyPI in
+The recipe, in Python: the ``swift`` package from PyPI in
 a venv of its own (cached between runs), one replica on one device, tempauth users
 (``test:tester`` / ``testing``), the proxy and the account, container and object servers
 (plus a private memcached when one can be had) bound to 127.0.0.1 on free ports, with
