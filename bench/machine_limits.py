@@ -72,7 +72,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hash-mib", type=int, default=1024)
     parser.add_argument("--disk-mib", type=int, default=1024)
-    parser.add_argument("--http-mib", type=int, help="accepted for compatibility with other limits scripts; unused")
+    parser.add_argument(
+        "--http-mib", type=int, help="accepted for compatibility with other limits scripts; unused"
+    )
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--out")
     args = parser.parse_args(argv)
