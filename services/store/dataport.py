@@ -20,11 +20,12 @@ import socket
 from collections.abc import Callable
 
 from eventlet.hubs import trampoline
+from eventlet.wsgi import ChunkReadError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.wrappers import Response
 
-from services.common.errors import TesseraError, status_for
+from services.common.errors import BadRequest, TesseraError, status_for
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def body_readinto(environ: dict) -> Callable[[memoryview], int]:
             buffer[: len(data)] = data
             return len(data)
 
-        return copy_into
+        return _typed_stream_errors(copy_into)
     body.read(0)  # answers "Expect: 100-continue" if the sender asked for it
 
     def readinto(buffer: memoryview) -> int:
@@ -103,7 +104,20 @@ def body_readinto(environ: dict) -> Callable[[memoryview], int]:
         body.position += got  # eventlet's bookkeeping: what is left to discard
         return got
 
-    return readinto
+    return _typed_stream_errors(readinto)
+
+
+def _typed_stream_errors(read: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
+    """A sender that goes away mid-body (a reset socket, a broken chunk) is the client's
+    400, not a crash of the data port with a traceback."""
+
+    def guarded(buffer: memoryview) -> int:
+        try:
+            return read(buffer)
+        except (OSError, ChunkReadError) as exc:
+            raise BadRequest(f"The upload stream broke off: {exc}") from None
+
+    return guarded
 
 
 def sendfile_body(environ: dict, path, offset: int, length: int, on_sent=None):

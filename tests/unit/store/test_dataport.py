@@ -8,7 +8,7 @@ import json
 import pytest
 
 from services.common import errors
-from services.store.dataport import DataHandler
+from services.store.dataport import DataHandler, body_readinto
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,33 @@ def test_unexpected_errors_are_500(caplog):
     assert handler.response_from_exception(ValueError("bug")).status_code == 500
     assert handler.response_from_exception(errors.TesseraError("untyped")).status_code == 500
     assert "data port request failed" in caplog.text
+
+
+class _BrokenSocketFile:
+    def readinto(self, buffer):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+class _Body:
+    """eventlet's wsgi.Input as body_readinto uses it."""
+
+    def __init__(self, chunked: bool):
+        self.chunked_input = chunked
+        self.content_length = None if chunked else 100
+        self.position = 0
+        self.rfile = _BrokenSocketFile()
+
+    def read(self, size):
+        if size and self.chunked_input:
+            from eventlet.wsgi import ChunkReadError
+
+            raise ChunkReadError("invalid chunk length")
+        return b""
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_sender_gone_mid_body_is_a_typed_400(chunked):
+    """A reset socket or a broken chunk is the client's 400 (no traceback in the store)."""
+    readinto = body_readinto({"eventlet.input": _Body(chunked)})
+    with pytest.raises(errors.BadRequest, match="broke off"):
+        readinto(memoryview(bytearray(16)))
