@@ -1,9 +1,14 @@
-"""``tessera-manage [--config-file PATH] db sync|version``: the operator's database
-steps (Glance's ``glance-manage db_sync``)."""
+"""``tessera-manage [--config-file PATH] GROUP ACTION [options]``: the operator's commands.
+
+``db sync|version`` are the database steps (Glance's ``glance-manage db_sync``). Every other
+command group lives in the module that owns its subject and is listed in ``COMMAND_GROUPS``:
+that module's ``add_commands(subparsers)`` adds its group, and each action's parser sets
+``run=function(conf, args)``."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -43,23 +48,46 @@ def db_version(engine) -> str:
         return MigrationContext.configure(connection).get_current_revision() or "none"
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+# modules with an ``add_commands(subparsers)`` of their own (besides ``db`` below)
+COMMAND_GROUPS: list[str] = []
+
+
+def _db_version(conf, _args) -> None:
+    engine = make_engine(conf, pool_size=1)
+    try:
+        print(db_version(engine))
+    finally:
+        engine.dispose()
+
+
+def add_commands(subparsers) -> None:
+    """The ``db`` group; more actions join it as ``db.add_parser(...)`` with ``run=``."""
+    db = subparsers.add_parser("db", help="the metadata database").add_subparsers(
+        dest="action", required=True
+    )
+    db.add_parser("sync", help="create or upgrade the schema").set_defaults(
+        run=lambda conf, _args: print(f"database at revision {db_sync(conf)}")
+    )
+    db.add_parser("version", help="print the schema revision").set_defaults(run=_db_version)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera-manage")
     parser.add_argument("--version", action="version", version=package_version())
     parser.add_argument("--config-file", action="append", default=[])
-    parser.add_argument("group", choices=["db"])
-    parser.add_argument("action", choices=["sync", "version"])
-    args = parser.parse_args(argv)
+    groups = parser.add_subparsers(dest="group", required=True)
+    add_commands(groups)
+    for module in COMMAND_GROUPS:
+        importlib.import_module(module).add_commands(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     conf = load_config(
         [a for f in args.config_file for a in ("--config-file", f)], prog="tessera-manage"
     )
-    if args.action == "sync":
-        print(f"database at revision {db_sync(conf)}")
-    else:
-        engine = make_engine(conf, pool_size=1)
-        print(db_version(engine))
-        engine.dispose()
+    args.run(conf, args)
 
 
 if __name__ == "__main__":
