@@ -37,10 +37,12 @@ def run(name: str, argv: list[str]) -> None:
     from services.common.broker import unhonoured_options
     from services.common.config import load_config, nameko_config
     from services.common.logs import setup_logging
+    from services.common.property_protections import check_at_start
 
     module, _, cls = SERVICES[name].partition(":")
     service_cls = getattr(importlib.import_module(module), cls)
     conf = load_config(argv, prog=f"tessera-{name}")
+    check_at_start(conf, f"tessera-{name}")
     setup_logging(conf, name)
     log = logging.getLogger(__name__)
     for warning in unhonoured_options(conf):

@@ -32,6 +32,7 @@ from services.common.config import (
     image_cache_dir,
     load_config,
 )
+from services.common.property_protections import check_at_start
 from services.registry.manage import db_sync
 
 SERVICES = ("registry", "store", "cache")
@@ -118,6 +119,7 @@ def stop_all(processes: dict, hurry=lambda: False) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     conf = load_config(argv, prog="tessera-run")
+    check_at_start(conf, "tessera-run")
     check_broker(conf)
     for path in (data_dir(conf), filesystem_store_datadir(conf), image_cache_dir(conf)):
         path.mkdir(parents=True, exist_ok=True)

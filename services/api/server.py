@@ -10,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 
 from services.common.config import load_config
 from services.common.logs import setup_logging
+from services.common.property_protections import check_at_start
 
 
 class GatewayServer(BaseApplication):
@@ -50,6 +51,7 @@ class GatewayServer(BaseApplication):
 
 def main(argv: list[str] | None = None) -> None:
     conf = load_config(sys.argv[1:] if argv is None else argv, prog="tessera-api")
+    check_at_start(conf, "tessera-api")
     setup_logging(conf, "api")
     GatewayServer(conf).run()
 

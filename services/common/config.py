@@ -101,6 +101,20 @@ default_opts = [
         default="0",
         help="Total image bytes one project may store, e.g. 500GB (0: unlimited).",
     ),
+    cfg.StrOpt(
+        "property_protection_file",
+        help="INI file of property protections (Glance's format: sections are regular "
+        "expressions over extra property names, keys create/read/update/delete list who "
+        "may). Unset: no protections. A file that cannot be used stops every service "
+        "at start.",
+    ),
+    cfg.StrOpt(
+        "property_protection_rule_format",
+        default="roles",
+        choices=("roles", "policies"),
+        help="What the property protection file lists: roles, or policy rule names "
+        "(defined in [oslo_policy] policy_file).",
+    ),
     cfg.BoolOpt(
         "show_image_direct_url",
         default=False,

@@ -192,7 +192,9 @@ class Policy:
         self._decisions: dict[tuple, bool] = {}
         self._since = time.monotonic()
 
-    def allows(self, action: str, target: dict, ctx) -> bool:
+    def allows(self, action: str, target: dict, ctx, check=None) -> bool:
+        """Whether ``ctx`` may do ``action`` to ``target``; ``check`` (an oslo.policy
+        check) is evaluated instead of the rule named ``action`` when given."""
         key = (
             action,
             ctx.roles,
@@ -213,8 +215,17 @@ class Policy:
                 "user_id": ctx.user_id,
                 "is_admin": ctx.is_admin,
             }
-            decision = self._decisions[key] = bool(self.enforcer.enforce(action, target, creds))
+            decision = self._decisions[key] = bool(
+                self.enforcer.enforce(action if check is None else check, target, creds)
+            )
         return decision
+
+    def allows_rule(self, rule: str, ctx) -> bool:
+        """Whether the rule named ``rule`` (one the policy file defines, or one of
+        Glance's) holds for ``ctx`` with an empty target, as ``rule:<rule>``: how Glance
+        evaluates a property protection in the policies format. An undefined rule is
+        judged by oslo.policy's default rule (``[oslo_policy] policy_default_rule``)."""
+        return self.allows(f"rule:{rule}", {}, ctx, oslo_policy.RuleCheck("rule", rule))
 
     def authorize(self, action: str, target: dict, ctx) -> None:
         if not self.allows(action, target, ctx):

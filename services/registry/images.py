@@ -14,6 +14,7 @@ from services.common.context import RequestContext
 from services.common.contracts import ImageChange, NewImage
 from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
 from services.common.image_attributes import check_format_change, is_attribute
+from services.common.property_protections import NO_PROTECTIONS, PropertyRules
 from services.common.states import check_image_transition
 from services.registry import access, locations
 from services.registry.models import (
@@ -24,6 +25,7 @@ from services.registry.models import (
     ImageUpload,
     utcnow,
 )
+from services.registry.protections import check_new_properties, sees
 from services.registry.quotas import check_quota
 from services.registry.views import image_with_children, record_of
 
@@ -60,7 +62,13 @@ def get_visible_record(
     return record_of(rows)
 
 
-def create_image(session: Session, ctx: RequestContext, conf, new: NewImage) -> Image:
+def create_image(
+    session: Session,
+    ctx: RequestContext,
+    conf,
+    new: NewImage,
+    rules: PropertyRules = NO_PROTECTIONS,
+) -> Image:
     attributes, properties = new.attributes, new.properties
     image_id = attributes.get("id") or str(uuid.uuid4())
     owner = attributes["owner"] if "owner" in attributes else ctx.project_id
@@ -70,6 +78,7 @@ def create_image(session: Session, ctx: RequestContext, conf, new: NewImage) -> 
         ctx.can("publicize_image", {"project_id": owner, "owner": owner})
     elif visibility == "community":
         ctx.can("communitize_image", {"project_id": owner, "owner": owner})
+    check_new_properties(rules, ctx, properties)
     if session.get(Image, image_id) is not None:
         raise Duplicate(f"Image with identifier {image_id} already exists!")
     tags = sorted(set(new.tags))
@@ -108,11 +117,17 @@ def _set_tags(image: Image, tags: list[str], conf) -> None:
 
 
 def apply_changes(
-    session: Session, ctx: RequestContext, conf, image_id: str, changes: list[ImageChange]
+    session: Session,
+    ctx: RequestContext,
+    conf,
+    image_id: str,
+    changes: list[ImageChange],
+    rules: PropertyRules = NO_PROTECTIONS,
 ) -> tuple[Image, list[str]]:
     """Apply checked changes (services/common/contracts.py) as Glance applies a
-    JSON-patch; returns the image and the URLs of locations it removed (their data is to
-    be deleted)."""
+    JSON-patch, with the property protections ``rules`` (services/registry/protections.py);
+    returns the image and the URLs of locations it removed (their data is to be
+    deleted)."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "modify_image", image)
     props = {p.name: p for p in image.properties}
@@ -130,15 +145,17 @@ def apply_changes(
         if op == "remove":
             if is_base:
                 raise Forbidden(f"Property {name} may not be removed.")
-            if name not in props:
+            if not sees(rules, ctx, props, name):
                 raise Conflict(f"Property {name} does not exist.")
+            rules.check(name, "delete", ctx)
             removed[name] = props.pop(name)
             image.properties.remove(removed[name])
             continue
         value = change.value
-        if op == "add" and change.json_schema_version == 4 and (is_base or name in props):
+        known = is_base or sees(rules, ctx, props, name)
+        if op == "add" and change.json_schema_version == 4 and known:
             raise Conflict(f"Property {name} already present.")
-        if op == "replace" and not is_base and name not in props:
+        if op == "replace" and not known:
             raise Conflict(f"Property {name} does not exist.")
         if name == "tags":
             _set_tags(image, value, conf)
@@ -146,12 +163,13 @@ def apply_changes(
             check_format_change(name, image.status)
             access.check_new_attribute(ctx, image, name, value)
             setattr(image, name, value)
-        elif name in props:
-            props[name].value = value
         else:
-            props[name] = removed.pop(name, None) or ImageProperty(name=name)
+            # one the caller cannot read is new to it: Glance lets a creator overwrite it
+            rules.check(name, "update" if known else "create", ctx)
+            if name not in props:
+                props[name] = removed.pop(name, None) or ImageProperty(name=name)
+                image.properties.append(props[name])
             props[name].value = value
-            image.properties.append(props[name])
     check_quota("image properties", len(props), conf.image_property_quota)
     image.updated_at = utcnow()
     session.flush()

@@ -19,6 +19,7 @@ from services.common.rpc import Context, Settings, rpc
 from services.registry import images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
 from services.registry.members import member_record
+from services.registry.protections import PropertyProtections
 from services.registry.views import image_with_children, orm_record, record_of, records
 
 # Glance's notification payloads, by event
@@ -35,6 +36,9 @@ class RegistryService:
     db = Database()
     context = Context()
     conf = Settings()
+    # Property protections: checked in images.py, applied to every record returned
+    # (services/registry/protections.py says why here)
+    protections = PropertyProtections()
     # Lifecycle events for the other services (cache eviction, store clean-up).
     dispatch = EventDispatcher(use_confirms=False)
     # Glance's notifications for the rest of the cloud, sent after the commit
@@ -65,33 +69,37 @@ class RegistryService:
     def create_image(self, new: dict) -> dict:
         new_image = NewImage.from_wire(new, image_validator(self.conf))
         with self.db.begin() as session:
-            record = orm_record(images.create_image(session, self.context, self.conf, new_image))
+            record = orm_record(
+                images.create_image(session, self.context, self.conf, new_image, self.protections)
+            )
         self.dispatch("image.created", {"image_id": record["id"]})
         self._notify(record, "image.create")
-        return record
+        return self.protections.shown(record, self.context)
 
     @rpc
     def get_image(self, image_id: str, action: str = "get_image") -> dict:
         """The image's record; ``action="download_image"`` checks that the caller may
         also download its data."""
         with self.db.read() as connection:
-            return images.get_visible_record(
+            record = images.get_visible_record(
                 connection, self.context, image_id, action if action == "download_image" else None
             )
+        return self.protections.shown(record, self.context)
 
     @rpc
     def list_images(self, query: dict) -> dict:
         list_query = ListQuery.from_wire(query)
         with self.db.begin() as session:
             page, more = listing.list_images(session, self.context, list_query)
-            return {"images": records(session, page), "more": more}
+            shown = [self.protections.shown(r, self.context) for r in records(session, page)]
+            return {"images": shown, "more": more}
 
     @rpc
     def update_image(self, image_id: str, changes: list) -> dict:
         checked = changes_from_wire(changes, image_validator(self.conf))
         with self.db.begin() as session:
             image, removed_locations = images.apply_changes(
-                session, self.context, self.conf, image_id, checked
+                session, self.context, self.conf, image_id, checked, self.protections
             )
             record = orm_record(image)
         self.dispatch("image.updated", {"image_id": image_id})
@@ -100,7 +108,7 @@ class RegistryService:
             self.dispatch(
                 "location.removed", {"image_id": image_id, "locations": removed_locations}
             )
-        return record
+        return self.protections.shown(record, self.context)
 
     @rpc
     def add_tag(self, image_id: str, tag: str) -> None:
