@@ -1,0 +1,355 @@
+"""What a namespace holds: property definitions, objects, tags and its associations with
+resource types. The callers (entrypoints.py, namespaces.py) have found the namespace and
+checked the policy; these functions store and read, with Glance's messages for what is
+missing or taken."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from services.common.errors import BadRequest, Duplicate, Forbidden, NotFound
+from services.registry.metadefs.models import (
+    MetadefNamespace,
+    MetadefNamespaceResourceType,
+    MetadefObject,
+    MetadefProperty,
+    MetadefResourceType,
+    MetadefTag,
+)
+from services.registry.metadefs.records import (
+    association_record,
+    object_record,
+    property_definition,
+    property_record,
+    resource_type_record,
+    tag_record,
+)
+
+MODELS = {"properties": MetadefProperty, "objects": MetadefObject, "tags": MetadefTag}
+TAG_SORT_KEYS = ("name", "created_at", "updated_at", "id")
+
+
+def _dumps(document) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _by_name(session: Session, model, ns: MetadefNamespace, name: str):
+    return session.scalar(select(model).where(model.namespace_id == ns.id, model.name == name))
+
+
+def delete_all(session: Session, ns: MetadefNamespace, kind: str) -> None:
+    model = MODELS[kind]
+    session.execute(delete(model).where(model.namespace_id == ns.id))
+
+
+def _protected(ns: MetadefNamespace, what: str, name: str) -> None:
+    if ns.protected:
+        raise Forbidden(f"Metadata definition {what} {name} is protected and cannot be deleted.")
+
+
+# --- properties
+
+
+def property_map(session: Session, ns: MetadefNamespace) -> dict:
+    rows = session.scalars(
+        select(MetadefProperty)
+        .where(MetadefProperty.namespace_id == ns.id)
+        .order_by(MetadefProperty.id)
+    )
+    return {prop.name: property_definition(prop) for prop in rows}
+
+
+def get_property(session: Session, ns: MetadefNamespace, name: str) -> MetadefProperty:
+    prop = _by_name(session, MetadefProperty, ns, name)
+    if prop is None:
+        raise NotFound(
+            f"The metadata definition property with name={name} was not found in "
+            f"namespace={ns.namespace}."
+        )
+    return prop
+
+
+def _duplicate_property(ns, name) -> Duplicate:
+    return Duplicate(
+        f"A metadata definition property with name={name} already exists in "
+        f"namespace={ns.namespace}."
+    )
+
+
+def add_property(session: Session, ns: MetadefNamespace, definition: dict) -> dict:
+    """``definition`` is normalised (services/common/metadef_schemas.property_type)."""
+    name = definition["name"]
+    if _by_name(session, MetadefProperty, ns, name) is not None:
+        raise _duplicate_property(ns, name)
+    schema = {k: v for k, v in definition.items() if k != "name"}
+    prop = MetadefProperty(namespace_id=ns.id, name=name, json_schema=_dumps(schema))
+    session.add(prop)
+    session.flush()
+    return property_record(prop)
+
+
+def update_property(session: Session, ns: MetadefNamespace, name: str, definition: dict) -> dict:
+    prop = get_property(session, ns, name)
+    new_name = definition["name"]
+    if new_name != prop.name and _by_name(session, MetadefProperty, ns, new_name) is not None:
+        raise Duplicate(
+            "Invalid update. It would result in a duplicate metadata definition property "
+            f"with the same name={new_name} in namespace={ns.namespace}."
+        )
+    prop.name = new_name
+    prop.json_schema = _dumps({k: v for k, v in definition.items() if k != "name"})
+    session.flush()
+    return property_record(prop)
+
+
+def remove_property(session: Session, ns: MetadefNamespace, name: str) -> None:
+    prop = get_property(session, ns, name)
+    _protected(ns, "property", name)
+    session.delete(prop)
+
+
+# --- objects
+
+
+def object_records(session: Session, ns: MetadefNamespace) -> list[dict]:
+    rows = session.scalars(
+        select(MetadefObject).where(MetadefObject.namespace_id == ns.id).order_by(MetadefObject.id)
+    )
+    return [object_record(obj) for obj in rows]
+
+
+def get_object(session: Session, ns: MetadefNamespace, name: str) -> MetadefObject:
+    obj = _by_name(session, MetadefObject, ns, name)
+    if obj is None:
+        raise NotFound(
+            f"The metadata definition object with name={name} was not found in "
+            f"namespace={ns.namespace}."
+        )
+    return obj
+
+
+def _object_columns(body: dict) -> dict:
+    required = body.get("required") or None
+    return {
+        "name": body["name"],
+        "description": body.get("description"),
+        "required": ",".join(required) if required else None,
+        "json_schema": _dumps(body.get("properties") or {}),
+    }
+
+
+def add_object(session: Session, ns: MetadefNamespace, body: dict) -> dict:
+    """The new object, as Glance answers a create: what was sent, and the times."""
+    name = body["name"]
+    if _by_name(session, MetadefObject, ns, name) is not None:
+        raise Duplicate(
+            f"A metadata definition object with name={name} already exists in "
+            f"namespace={ns.namespace}."
+        )
+    obj = MetadefObject(namespace_id=ns.id, **_object_columns(body))
+    session.add(obj)
+    session.flush()
+    record = object_record(obj)
+    for key in ("required", "properties"):
+        if not body.get(key) and body.get(key) != []:
+            record.pop(key, None)
+    return record
+
+
+def update_object(session: Session, ns: MetadefNamespace, name: str, body: dict) -> dict:
+    obj = get_object(session, ns, name)
+    new_name = body["name"]
+    if new_name != obj.name and _by_name(session, MetadefObject, ns, new_name) is not None:
+        raise Duplicate(
+            "Invalid update. It would result in a duplicate metadata definition object with "
+            f"the same name={new_name} in namespace={ns.namespace}."
+        )
+    for key, value in _object_columns(body).items():
+        setattr(obj, key, value)
+    session.flush()
+    return object_record(obj)
+
+
+def remove_object(session: Session, ns: MetadefNamespace, name: str) -> None:
+    obj = get_object(session, ns, name)
+    _protected(ns, "object", name)
+    session.delete(obj)
+
+
+# --- tags
+
+
+def _duplicate_tag(ns: MetadefNamespace, name: str) -> Duplicate:
+    return Duplicate(
+        f"A metadata tag with name={name} already exists in namespace={ns.namespace}. "
+        "(Please note that metadata tag names are case insensitive)."
+    )
+
+
+def _check_tag_name(name) -> str:
+    if not isinstance(name, str) or not name or len(name) > 80:
+        raise BadRequest("A tag name is a string of 1 to 80 characters.")
+    return name
+
+
+def get_tag(session: Session, ns: MetadefNamespace, name: str) -> MetadefTag:
+    tag = _by_name(session, MetadefTag, ns, name)
+    if tag is None:
+        raise NotFound(
+            f"The metadata definition tag with name={name} was not found in "
+            f"namespace={ns.namespace}."
+        )
+    return tag
+
+
+def _tag_taken(session: Session, ns: MetadefNamespace, name: str) -> bool:
+    # the database decides (MySQL's collation ignores case, as Glance warns)
+    return _by_name(session, MetadefTag, ns, name) is not None
+
+
+def add_tag(session: Session, ns: MetadefNamespace, name: str) -> dict:
+    name = _check_tag_name(name)
+    if _tag_taken(session, ns, name):
+        raise _duplicate_tag(ns, name)
+    tag = MetadefTag(namespace_id=ns.id, name=name)
+    session.add(tag)
+    session.flush()
+    return tag_record(tag)
+
+
+def add_tags(session: Session, ns: MetadefNamespace, names: list[str], append: bool) -> list:
+    """Glance's bulk create: without ``append`` the namespace's tags are replaced."""
+    if not append:
+        delete_all(session, ns, "tags")
+        session.flush()
+    seen: set[str] = set()
+    for name in names:
+        _check_tag_name(name)
+        if name.lower() in seen or _tag_taken(session, ns, name):
+            raise _duplicate_tag(ns, name)
+        seen.add(name.lower())
+        session.add(MetadefTag(namespace_id=ns.id, name=name))
+        session.flush()
+    return [{"name": name} for name in names]
+
+
+def tag_records(session: Session, ns: MetadefNamespace, query: dict) -> list[dict]:
+    """A namespace's tags, sorted (``sort_key``, default created_at, ``sort_dir``,
+    default desc) and paged after the tag named ``marker``."""
+    sort_key = query.get("sort_key") or "created_at"
+    sort_dir = query.get("sort_dir") or "desc"
+    if sort_key not in TAG_SORT_KEYS:
+        raise BadRequest(f"Invalid sort key: {sort_key}")
+    if sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort direction: {sort_dir}")
+    rows = list(session.scalars(select(MetadefTag).where(MetadefTag.namespace_id == ns.id)))
+    keys = [sort_key] + [k for k in ("created_at", "id") if k != sort_key]
+    rows.sort(key=lambda t: [getattr(t, k) for k in keys], reverse=sort_dir == "desc")
+    if query.get("marker"):
+        marker = get_tag(session, ns, query["marker"])
+        at = next(i for i, t in enumerate(rows) if t.id == marker.id)
+        rows = rows[at + 1 :]
+    if query.get("limit") is not None:
+        rows = rows[: query["limit"]]
+    return [tag_record(t) for t in rows]
+
+
+def rename_tag(session: Session, ns: MetadefNamespace, name: str, new_name: str) -> dict:
+    tag = get_tag(session, ns, name)
+    new_name = _check_tag_name(new_name)
+    if new_name != tag.name and _tag_taken(session, ns, new_name):
+        raise _duplicate_tag(ns, new_name)
+    tag.name = new_name
+    session.flush()
+    return tag_record(tag)
+
+
+def remove_tag(session: Session, ns: MetadefNamespace, name: str) -> None:
+    tag = get_tag(session, ns, name)
+    _protected(ns, "tag", name)
+    session.delete(tag)
+
+
+# --- resource types and associations
+
+
+def resource_type_records(session: Session) -> list[dict]:
+    rows = session.scalars(select(MetadefResourceType).order_by(MetadefResourceType.id))
+    return [resource_type_record(rt) for rt in rows]
+
+
+def associations_by_namespace(session: Session, namespace_ids: list[int]) -> dict[int, list]:
+    """The associations of each of these namespaces, oldest first."""
+    rows = session.execute(
+        select(
+            MetadefNamespaceResourceType.namespace_id,
+            MetadefResourceType.name,
+            MetadefNamespaceResourceType.prefix,
+            MetadefNamespaceResourceType.properties_target,
+            MetadefNamespaceResourceType.created_at,
+            MetadefNamespaceResourceType.updated_at,
+        )
+        .join(
+            MetadefResourceType,
+            MetadefResourceType.id == MetadefNamespaceResourceType.resource_type_id,
+        )
+        .where(MetadefNamespaceResourceType.namespace_id.in_(namespace_ids))
+        .order_by(MetadefNamespaceResourceType.created_at, MetadefResourceType.id)
+    ).all()
+    found: dict[int, list] = {}
+    for ns_id, *fields in rows:
+        found.setdefault(ns_id, []).append(association_record(*fields))
+    return found
+
+
+def association_records(session: Session, ns: MetadefNamespace) -> list[dict]:
+    return associations_by_namespace(session, [ns.id]).get(ns.id, [])
+
+
+def resource_type(session: Session, name: str, create: bool = False, protected=False):
+    rt = session.scalar(select(MetadefResourceType).where(MetadefResourceType.name == name))
+    if rt is None and create:
+        rt = MetadefResourceType(name=name, protected=protected)
+        session.add(rt)
+        session.flush()
+    return rt
+
+
+def associate(session: Session, ns: MetadefNamespace, body: dict) -> dict:
+    """Associate the resource type ``body["name"]`` (created when new) with ``ns``."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name or len(name) > 80:
+        raise BadRequest("A resource type name is a string of 1 to 80 characters.")
+    rt = resource_type(session, name, create=True)
+    if session.get(MetadefNamespaceResourceType, (rt.id, ns.id)) is not None:
+        raise Duplicate(
+            f"The metadata definition resource-type association of resource-type={name} to "
+            f"namespace={ns.namespace} already exists."
+        )
+    link = MetadefNamespaceResourceType(
+        resource_type_id=rt.id,
+        namespace_id=ns.id,
+        prefix=body.get("prefix"),
+        properties_target=body.get("properties_target"),
+    )
+    session.add(link)
+    session.flush()
+    return association_record(
+        name, link.prefix, link.properties_target, link.created_at, link.updated_at
+    )
+
+
+def dissociate(session: Session, ns: MetadefNamespace, name: str) -> None:
+    rt = resource_type(session, name)
+    link = session.get(MetadefNamespaceResourceType, (rt.id, ns.id)) if rt else None
+    if link is None:
+        raise NotFound(f"Failed to find resource type {name} to delete")
+    if ns.protected:
+        raise Forbidden(
+            f"Metadata definition resource-type-association {name} is protected and "
+            "cannot be deleted."
+        )
+    session.delete(link)

@@ -1,0 +1,265 @@
+"""The registry's metadef RPC methods, a mixin of RegistryService (services/registry/
+service.py): each finds the namespace, checks Glance's policy rule and calls the domain,
+in one transaction. Bodies come checked by the gateway and are checked again here
+(services/common/metadef_schemas.py)."""
+
+from __future__ import annotations
+
+from services.common import metadef_schemas as schemas
+from services.common.errors import NotFound
+from services.common.rpc import rpc
+from services.registry.metadefs import contents
+from services.registry.metadefs import namespaces as ns_api
+from services.registry.metadefs.namespaces import find_authorized, ns_missing
+from services.registry.metadefs.records import object_record, property_record, tag_record
+
+
+def checked_namespace(body) -> dict:
+    schemas.validate("namespace", body)
+    body = dict(body)
+    if body.get("properties"):
+        body["properties"] = schemas.property_types(body["properties"])
+    for obj in body.get("objects") or []:
+        obj.update(checked_object(obj, require_name=False))
+    return body
+
+
+def checked_object(body, require_name: bool = True) -> dict:
+    if require_name:
+        schemas.validate("object", body)
+    for definition in (body.get("properties") or {}).values():
+        schemas.validate("property_unnamed", definition, "property")
+    return {**body, "properties": schemas.property_types(body.get("properties"))}
+
+
+def checked_property(body) -> dict:
+    schemas.validate("property", body)
+    return schemas.property_type(body, "property")
+
+
+class MetadefEntrypoints:
+    """Mixed into RegistryService, which provides ``db`` and ``context``."""
+
+    # --- namespaces
+
+    @rpc
+    def list_metadef_namespaces(self, query: dict) -> dict:
+        with self.db.begin() as session:
+            return ns_api.list_namespaces(session, self.context, query)
+
+    @rpc
+    def get_metadef_namespace(self, namespace: str, resource_type: str | None = None) -> dict:
+        with self.db.begin() as session:
+            return ns_api.show_namespace(session, self.context, namespace, resource_type)
+
+    @rpc
+    def create_metadef_namespace(self, body: dict) -> dict:
+        body = checked_namespace(body)
+        with self.db.begin() as session:
+            return ns_api.create_namespace(session, self.context, body)
+
+    @rpc
+    def update_metadef_namespace(self, namespace: str, body: dict) -> dict:
+        schemas.validate("namespace", body)
+        with self.db.begin() as session:
+            return ns_api.update_namespace(session, self.context, namespace, body)
+
+    @rpc
+    def delete_metadef_namespace(self, namespace: str) -> None:
+        with self.db.begin() as session:
+            ns_api.delete_namespace(session, self.context, namespace)
+
+    @rpc
+    def delete_metadef_contents(self, namespace: str, kind: str) -> None:
+        """``kind``: objects, properties or tags."""
+        with self.db.begin() as session:
+            ns_api.delete_contents(session, self.context, namespace, kind)
+
+    # --- resource types
+
+    @rpc
+    def list_metadef_resource_types(self) -> list:
+        ns_api.authorize(self.context, "list_metadef_resource_types")
+        with self.db.begin() as session:
+            return contents.resource_type_records(session)
+
+    @rpc
+    def list_metadef_associations(self, namespace: str) -> list:
+        with self.db.begin() as session:
+            ns = find_authorized(
+                session,
+                self.context,
+                namespace,
+                "list_metadef_resource_types",
+                ns_missing(namespace),
+            )
+            if not self.context.may("get_metadef_resource_type", ns_api.target(ns, self.context)):
+                return []
+            return contents.association_records(session, ns)
+
+    @rpc
+    def add_metadef_association(self, namespace: str, body: dict) -> dict:
+        schemas.validate("resource_type", body)
+        with self.db.begin() as session:
+            ns = find_authorized(
+                session,
+                self.context,
+                namespace,
+                "add_metadef_resource_type_association",
+                ns_missing(namespace),
+            )
+            return contents.associate(session, ns, body)
+
+    @rpc
+    def remove_metadef_association(self, namespace: str, resource_type: str) -> None:
+        with self.db.begin() as session:
+            ns = find_authorized(
+                session,
+                self.context,
+                namespace,
+                "remove_metadef_resource_type_association",
+                ns_missing(namespace),
+            )
+            contents.dissociate(session, ns, resource_type)
+
+    # --- properties
+
+    def _property_namespace(self, session, namespace: str, action: str):
+        return find_authorized(session, self.context, namespace, action, ns_missing(namespace))
+
+    @rpc
+    def list_metadef_properties(self, namespace: str) -> dict:
+        with self.db.begin() as session:
+            ns = self._property_namespace(session, namespace, "get_metadef_properties")
+            return contents.property_map(session, ns)
+
+    @rpc
+    def get_metadef_property(
+        self, namespace: str, name: str, resource_type: str | None = None
+    ) -> dict:
+        """With ``resource_type``, ``name`` carries that association's prefix."""
+        with self.db.begin() as session:
+            ns = self._property_namespace(session, namespace, "get_metadef_property")
+            if resource_type:
+                ns_api.authorize(self.context, "get_metadef_resource_type", ns)
+                prefix = _prefix(session, ns, resource_type)
+                if not (prefix and name.startswith(prefix)):
+                    raise NotFound(
+                        f"Property {name} does not start with the expected resource type "
+                        f"association prefix of '{prefix}'."
+                    )
+                name = name[len(prefix) :]
+            return property_record(contents.get_property(session, ns, name))
+
+    @rpc
+    def add_metadef_property(self, namespace: str, body: dict) -> dict:
+        definition = checked_property(body)
+        with self.db.begin() as session:
+            ns = self._property_namespace(session, namespace, "add_metadef_property")
+            return contents.add_property(session, ns, definition)
+
+    @rpc
+    def update_metadef_property(self, namespace: str, name: str, body: dict) -> dict:
+        definition = checked_property(body)
+        with self.db.begin() as session:
+            ns = self._property_namespace(session, namespace, "modify_metadef_property")
+            return contents.update_property(session, ns, name, definition)
+
+    @rpc
+    def remove_metadef_property(self, namespace: str, name: str) -> None:
+        with self.db.begin() as session:
+            ns = self._property_namespace(session, namespace, "remove_metadef_property")
+            contents.remove_property(session, ns, name)
+
+    # --- objects (Glance's wording: the namespace's own "not found" message)
+
+    def _object_namespace(self, session, namespace: str, action: str):
+        return find_authorized(session, self.context, namespace, action)
+
+    @rpc
+    def list_metadef_objects(self, namespace: str) -> list:
+        with self.db.begin() as session:
+            ns = self._object_namespace(session, namespace, "get_metadef_objects")
+            if not self.context.may("get_metadef_object", ns_api.target(ns, self.context)):
+                return []
+            return contents.object_records(session, ns)
+
+    @rpc
+    def get_metadef_object(self, namespace: str, name: str) -> dict:
+        with self.db.begin() as session:
+            ns = self._object_namespace(session, namespace, "get_metadef_object")
+            return object_record(contents.get_object(session, ns, name))
+
+    @rpc
+    def add_metadef_object(self, namespace: str, body: dict) -> dict:
+        body = checked_object(body)
+        with self.db.begin() as session:
+            ns = self._object_namespace(session, namespace, "add_metadef_object")
+            return contents.add_object(session, ns, body)
+
+    @rpc
+    def update_metadef_object(self, namespace: str, name: str, body: dict) -> dict:
+        body = checked_object(body)
+        with self.db.begin() as session:
+            ns = self._object_namespace(session, namespace, "modify_metadef_object")
+            return contents.update_object(session, ns, name, body)
+
+    @rpc
+    def remove_metadef_object(self, namespace: str, name: str) -> None:
+        with self.db.begin() as session:
+            ns = self._object_namespace(session, namespace, "delete_metadef_object")
+            contents.remove_object(session, ns, name)
+
+    # --- tags
+
+    def _tag_namespace(self, session, namespace: str, action: str):
+        return find_authorized(session, self.context, namespace, action, ns_missing(namespace))
+
+    @rpc
+    def list_metadef_tags(self, namespace: str, query: dict) -> list:
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "get_metadef_tags")
+            return [{"name": t["name"]} for t in contents.tag_records(session, ns, query)]
+
+    @rpc
+    def get_metadef_tag(self, namespace: str, name: str) -> dict:
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "get_metadef_tag")
+            return tag_record(contents.get_tag(session, ns, name))
+
+    @rpc
+    def add_metadef_tag(self, namespace: str, name: str) -> dict:
+        schemas.validate("tag", {"name": name})
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "add_metadef_tag")
+            return contents.add_tag(session, ns, name)
+
+    @rpc
+    def add_metadef_tags(self, namespace: str, body: dict, append: bool) -> list:
+        schemas.validate("tags_body", body)
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "add_metadef_tags")
+            return contents.add_tags(session, ns, [t["name"] for t in body["tags"]], append)
+
+    @rpc
+    def rename_metadef_tag(self, namespace: str, name: str, body: dict) -> dict:
+        schemas.validate("tag", body)
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "modify_metadef_tag")
+            return contents.rename_tag(session, ns, name, body["name"])
+
+    @rpc
+    def remove_metadef_tag(self, namespace: str, name: str) -> None:
+        with self.db.begin() as session:
+            ns = self._tag_namespace(session, namespace, "delete_metadef_tag")
+            contents.remove_tag(session, ns, name)
+
+
+def _prefix(session, ns, resource_type: str) -> str | None:
+    for association in contents.association_records(session, ns):
+        if association["name"] == resource_type:
+            return association.get("prefix")
+    raise NotFound(
+        f"The metadata definition resource-type association of resource-type={resource_type} "
+        f"to namespace={ns.namespace}, was not found."
+    )
