@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, g, request
 
-from services.api import image_data, images, members, versions
+from services.api import image_data, images, members, metadefs, versions
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.gateway import check_url
@@ -51,5 +51,6 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.register_blueprint(images.bp)
     app.register_blueprint(image_data.bp)
     app.register_blueprint(members.bp)
+    app.register_blueprint(metadefs.bp)
     app.wsgi_app = build_pipeline(app.wsgi_app, conf, app.extensions["tessera.rpc"], flavor)
     return app

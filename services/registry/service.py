@@ -19,6 +19,7 @@ from services.common.rpc import Context, Settings, rpc
 from services.registry import images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
 from services.registry.members import member_record
+from services.registry.metadefs.entrypoints import MetadefEntrypoints
 from services.registry.protections import PropertyProtections
 from services.registry.views import image_with_children, orm_record, record_of, records
 
@@ -30,7 +31,7 @@ PAYLOADS = {
 }
 
 
-class RegistryService:
+class RegistryService(MetadefEntrypoints):
     name = "registry"
 
     db = Database()
