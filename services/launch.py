@@ -36,6 +36,7 @@ SERVICES = {
 def run(name: str, argv: list[str]) -> None:
     from services.common.broker import unhonoured_options
     from services.common.config import load_config, nameko_config
+    from services.common.config_check import log_config_warnings
     from services.common.logs import setup_logging
     from services.common.property_protections import check_at_start
 
@@ -47,6 +48,7 @@ def run(name: str, argv: list[str]) -> None:
     log = logging.getLogger(__name__)
     for warning in unhonoured_options(conf):
         log.warning("%s", warning)
+    log_config_warnings(conf)
     log.info("starting the %s service", name)
     quicken_consumer_stop()
     serve(name, service_cls, nameko_config(conf))

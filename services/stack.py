@@ -32,6 +32,8 @@ from services.common.config import (
     image_cache_dir,
     load_config,
 )
+from services.common.config_check import CHECKED_ENV, log_config_warnings
+from services.common.logs import setup_logging
 from services.common.property_protections import check_at_start
 from services.registry.manage import db_sync
 
@@ -118,8 +120,15 @@ def stop_all(processes: dict, hurry=lambda: False) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if not any(a.startswith(("--config-file", "--config-dir")) for a in argv):
+        # the embedded defaults (`make run`): the image cache on, under data_dir/cache
+        os.environ.setdefault("OS_CACHE__ENABLED", "true")
     conf = load_config(argv, prog="tessera-run")
     check_at_start(conf, "tessera-run")
+    setup_logging(conf, "run")
+    # once for the whole stack, not by each service again
+    log_config_warnings(conf)
+    os.environ[CHECKED_ENV] = "1"
     check_broker(conf)
     for path in (data_dir(conf), filesystem_store_datadir(conf), image_cache_dir(conf)):
         path.mkdir(parents=True, exist_ok=True)

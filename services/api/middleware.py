@@ -40,8 +40,11 @@ from stevedore.extension import Extension
 
 from services.common.context import RequestContext
 from services.common.errors import TesseraError
+from services.common.logs import log_context
 
 access_log = logging.getLogger("tessera.access")
+#: The environ key of the request's logging context (services/api/app.py sets it).
+LOG_CONTEXT = "tessera.log_context"
 log = logging.getLogger(__name__)
 
 HEALTHCHECK_PATH = "/healthcheck"
@@ -139,6 +142,8 @@ class AccessLogAndRequestId:
         query = environ.get("QUERY_STRING")
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         caller = environ.get(GLOBAL_REQ_ID)
+        # the request's ids (and user) in the context bracket, as its other lines
+        context = environ.get(LOG_CONTEXT) or log_context(local_id, caller)
         access_log.info(
             '%s "%s %s" status %s len %d time %.1f ms request_id %s%s',
             environ.get("REMOTE_ADDR", "-"),
@@ -149,6 +154,7 @@ class AccessLogAndRequestId:
             (time.monotonic() - started) * 1000,
             local_id,
             f" global_request_id {caller}" if caller else "",
+            extra={"context": context},
         )
 
 

@@ -9,6 +9,7 @@ import sys
 from gunicorn.app.base import BaseApplication
 
 from services.common.config import load_config
+from services.common.config_check import log_config_warnings
 from services.common.logs import setup_logging
 from services.common.property_protections import check_at_start
 
@@ -38,6 +39,11 @@ class GatewayServer(BaseApplication):
             # enable_proxy_headers_parsing, as Glance (gunicorn trusts a local proxy's)
             "secure_scheme_headers": {},
             "proc_name": "tessera-api",
+            # v1 clients send x-image-meta-disk_format (an underscore), which gunicorn
+            # drops by default; "dangerous" maps it to HTTP_X_IMAGE_META_DISK_FORMAT as
+            # eventlet did for Glance. Identity headers are safe either way: Keystone's
+            # auth_token strips every spelling that maps to the same environ key.
+            "header_map": "dangerous" if conf.enable_v1_api else "drop",
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     conf = load_config(sys.argv[1:] if argv is None else argv, prog="tessera-api")
     check_at_start(conf, "tessera-api")
     setup_logging(conf, "api")
+    log_config_warnings(conf)
     GatewayServer(conf).run()
 
 

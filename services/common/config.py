@@ -10,14 +10,17 @@ reads a global.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from oslo_config import cfg
+from oslo_limit import opts as limit_opts
 from oslo_middleware import cors, http_proxy_to_wsgi
 from oslo_middleware.healthcheck import opts as healthcheck_opts
+from oslo_policy import opts as policy_opts
 
-from services.common import broker
+from services.common import broker, logs
 from services.common.swift_options import swift_opts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +39,7 @@ DEFAULT_DISK_FORMATS = [
     "iso",
     "ploop",
 ]
+DEFAULT_IMAGE_CACHE_MAX_SIZE = 10 * 1024**3
 DEFAULT_CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
 
 default_opts = [
@@ -48,6 +52,12 @@ default_opts = [
         "data_dir",
         default=str(DEFAULT_DATA_DIR),
         help="Base directory for the embedded defaults (SQLite file, file store, cache).",
+    ),
+    cfg.StrOpt(
+        "metadata_source_path",
+        default="/etc/glance/metadefs/",
+        help="Directory of the metadata definition JSON files (Glance's etc/metadefs format) "
+        "that tessera-manage db load_metadefs reads and db export_metadefs writes.",
     ),
     cfg.HostAddressOpt("bind_host", default="127.0.0.1", help="Address the API listens on."),
     cfg.PortOpt("bind_port", default=9292, help="Port the API listens on."),
@@ -96,6 +106,13 @@ default_opts = [
         min=1,
         help="Largest image size in bytes a user may upload (default 1 TiB).",
     ),
+    cfg.BoolOpt(
+        "use_keystone_limits",
+        default=False,
+        help="Enforce the image_size_total, image_stage_total, image_count_total and "
+        "image_count_uploading limits registered in Keystone (unified limits, read through "
+        "oslo.limit with the [oslo_limit] options) instead of user_storage_quota.",
+    ),
     cfg.StrOpt(
         "user_storage_quota",
         default="0",
@@ -116,6 +133,31 @@ default_opts = [
         "(defined in [oslo_policy] policy_file).",
     ),
     cfg.BoolOpt(
+        "delayed_delete",
+        default=False,
+        help="Delete image data later: a deleted image with data becomes pending_delete "
+        "(hidden, its data kept) until the scrubber of the store replicas deletes its "
+        "data, scrub_time seconds after the delete, and marks it deleted.",
+    ),
+    cfg.IntOpt(
+        "scrub_time",
+        default=0,
+        min=0,
+        help="Seconds an image stays pending_delete before the scrubber deletes its data.",
+    ),
+    cfg.IntOpt(
+        "scrub_pool_size",
+        default=1,
+        min=1,
+        help="Images the scrubber of one store replica scrubs in parallel.",
+    ),
+    cfg.IntOpt(
+        "wakeup_time",
+        default=300,
+        min=0,
+        help="Seconds between two runs of the scrubber on each store replica (at least 1).",
+    ),
+    cfg.BoolOpt(
         "show_image_direct_url",
         default=False,
         help="Show the image's direct_url (the store location) in image bodies.",
@@ -126,13 +168,17 @@ default_opts = [
         help="Show the image's locations in image bodies and allow changing them.",
     ),
     cfg.StrOpt("hashing_algorithm", default="sha512", help="hashlib algorithm for os_hash_value."),
+    cfg.BoolOpt(
+        "enable_v1_api",
+        default=True,
+        help="Serve the legacy Image API v1 (/v1/images with x-image-meta-* headers) "
+        "beside v2, and list v1.1 and v1.0 as DEPRECATED in the version document.",
+    ),
     cfg.StrOpt(
         "public_endpoint",
         help="Public URL of the API for the links of the version document (as Glance's "
         "public_endpoint); default: the URL the request came to.",
     ),
-    cfg.BoolOpt("debug", default=False, help="Log at DEBUG level."),
-    cfg.StrOpt("log_file", help="Log to this file instead of standard error."),
 ]
 
 image_format_opts = [
@@ -161,6 +207,12 @@ database_opts = [
     cfg.StrOpt(
         "connection",
         secret=True,
+        # oslo.db's old names, as Glance accepted them (seed 003: [DEFAULT] sql_connection)
+        deprecated_opts=[
+            cfg.DeprecatedOpt("sql_connection", group="DEFAULT"),
+            cfg.DeprecatedOpt("sql_connection", group="DATABASE"),
+            cfg.DeprecatedOpt("connection", group="sql"),
+        ],
         help="SQLAlchemy URL of the metadata database; mysql:// means PyMySQL. "
         "Default: SQLite under data_dir.",
     ),
@@ -204,23 +256,90 @@ store_opts = [
         "long is given up: the image returns to queued, partial data is "
         "removed.",
     ),
+    cfg.IntOpt(
+        "scrub_lease_seconds",
+        default=60,
+        min=2,
+        help="The scrubber's claim on an image it scrubs; a store replica renews it "
+        "while it deletes the data. A claim not renewed for this long (its replica "
+        "died) is taken over by the next scrubber run.",
+    ),
 ]
 
+#: The stores Tessera has, by their glance_store names.
+SUPPORTED_STORES = ("file", "http", "swift")
+#: glance_store's other names of stores (its entry points): the class paths of the
+#: Juno-era guides (``stores = glance.store.filesystem.Store``) and ``https``.
+STORE_ALIASES = {
+    "https": "http",
+    "filesystem": "file",
+    "glance.store.filesystem.Store": "file",
+    "glance.store.http.Store": "http",
+    "glance.store.swift.Store": "swift",
+    "glance.store.rbd.Store": "rbd",
+    "glance.store.s3.Store": "s3",
+    "glance.store.cinder.Store": "cinder",
+    "glance.store.sheepdog.Store": "sheepdog",
+    "glance.store.vmware_datastore.Store": "vmware",
+}
+
 glance_store_opts = [
-    cfg.ListOpt("stores", default=["file", "http"], help="Store backends to enable."),
-    cfg.StrOpt("default_store", default="file", help="Store that receives uploads."),
+    cfg.ListOpt(
+        "stores",
+        default=["file", "http"],
+        deprecated_opts=[cfg.DeprecatedOpt("known_stores", group="DEFAULT")],
+        help="Store backends to enable: file, http, swift (glance_store's class paths "
+        "such as glance.store.filesystem.Store are accepted too).",
+    ),
+    cfg.StrOpt(
+        "default_store",
+        default="file",
+        deprecated_opts=[cfg.DeprecatedOpt("default_store", group="DEFAULT")],
+        help="Store that receives uploads.",
+    ),
     cfg.StrOpt(
         "filesystem_store_datadir", help="Directory of the file store (default: data_dir/images)."
     ),
 ]
 
 image_cache_opts = [
-    cfg.StrOpt("image_cache_dir", help="Image cache directory (default: data_dir/cache)."),
-    cfg.IntOpt("image_cache_max_size", default=10 * 1024**3, help="Bytes the cache is pruned to."),
+    cfg.StrOpt(
+        "image_cache_dir",
+        help="Image cache directory of this API node; setting it turns the image cache on "
+        "(as Glance). Default: [cache] directory, else data_dir/cache.",
+    ),
+    cfg.IntOpt(
+        "image_cache_max_size",
+        default=DEFAULT_IMAGE_CACHE_MAX_SIZE,
+        min=0,
+        help="Bytes the pruner keeps the image cache under (least recently used images go "
+        "first).",
+    ),
     cfg.IntOpt(
         "image_cache_stall_time",
         default=86400,
-        help="Seconds after which an incomplete cache entry is removed.",
+        min=0,
+        help="Seconds after which the cleaner removes an incomplete or invalid cache file.",
+    ),
+    cfg.StrOpt(
+        "image_cache_driver",
+        default="sqlite",
+        choices=("sqlite", "centralized_db", "xattr"),
+        ignore_case=True,
+        help="Accepted for compatibility with Glance: Tessera keeps each node's cache index "
+        "in a SQLite file in its cache directory (Glance's sqlite driver); other values "
+        "log a warning.",
+    ),
+]
+
+# The [cache] spellings of some install guides, accepted beside Glance's own options.
+cache_opts = [
+    cfg.BoolOpt("enabled", default=False, help="Turn the image cache on."),
+    cfg.StrOpt("directory", help="Image cache directory (as [DEFAULT] image_cache_dir)."),
+    cfg.StrOpt(
+        "image_cache_size",
+        help="Bytes the cache is pruned to (as [DEFAULT] image_cache_max_size, which wins "
+        "when set); an inline '# comment' after the number is ignored.",
     ),
 ]
 
@@ -263,17 +382,81 @@ oslo_messaging_notifications_opts = [
 ]
 
 
+#: The interoperable import methods Glance knows; Tessera runs those in
+#: IMPLEMENTED_IMPORT_METHODS (services/api/imports.py warns about the others).
+import_opts = [
+    cfg.ListOpt(
+        "enabled_import_methods",
+        default=["glance-direct", "web-download", "copy-image"],
+        help="Import methods offered at /v2/info/import and accepted by /import (Glance's "
+        "list; Tessera runs glance-direct and web-download and ignores the others with a "
+        "warning).",
+    ),
+]
+
+staging_store_opts = [
+    cfg.StrOpt(
+        "filesystem_store_datadir",
+        help="Directory of the staging area of glance-direct imports (default: "
+        "data_dir/staging); every store replica must be able to read it.",
+    ),
+]
+
+# Glance's [import_filtering_opts], with Glance's defaults
+import_filtering_opts = [
+    cfg.ListOpt(
+        "allowed_schemes",
+        default=["http", "https"],
+        help="URL schemes web-download may fetch (wins over disallowed_schemes).",
+    ),
+    cfg.ListOpt("disallowed_schemes", default=[], help="URL schemes web-download refuses."),
+    cfg.ListOpt(
+        "allowed_hosts",
+        default=[],
+        help="Hosts web-download may fetch from (wins over disallowed_hosts); a host listed "
+        "here may also be on a loopback, link-local or private address.",
+    ),
+    cfg.ListOpt("disallowed_hosts", default=[], help="Hosts web-download refuses."),
+    cfg.ListOpt(
+        "allowed_ports",
+        item_type=cfg.types.Integer(min=1, max=65535),
+        default=[80, 443],
+        help="Ports web-download may connect to (wins over disallowed_ports).",
+    ),
+    cfg.ListOpt(
+        "disallowed_ports",
+        item_type=cfg.types.Integer(min=1, max=65535),
+        default=[],
+        help="Ports web-download refuses.",
+    ),
+]
+
+task_opts = [
+    cfg.IntOpt(
+        "task_time_to_live",
+        default=48,
+        min=0,
+        help="Hours a finished task stays visible (its expires_at).",
+    ),
+]
+
+
 def build_config() -> cfg.ConfigOpts:
     """A fresh ConfigOpts with every Tessera option registered (nothing parsed yet)."""
     conf = cfg.ConfigOpts()
     conf.register_opts(default_opts)
     conf.register_opts(image_cache_opts)
+    conf.register_opts(cache_opts, group="cache")
     conf.register_opts(image_format_opts, group="image_format")
     conf.register_opts(database_opts, group="database")
     conf.register_opts(paste_deploy_opts, group="paste_deploy")
     conf.register_opts(glance_store_opts, group="glance_store")
     conf.register_opts(swift_opts, group="glance_store")
     conf.register_opts(store_opts, group="store")
+    conf.register_opts(import_opts)
+    conf.register_opts(staging_store_opts, group="os_glance_staging_store")
+    conf.register_opts(import_filtering_opts, group="import_filtering_opts")
+    conf.register_opts(task_opts, group="task")
     conf.register_opts(broker.rabbit_opts, group=broker.GROUP)
     conf.register_opts(notifier_opts)
     conf.register_opts(oslo_messaging_notifications_opts, group="oslo_messaging_notifications")
@@ -282,6 +465,11 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(cors.CORS_OPTS, group="cors")
     conf.register_opts(http_proxy_to_wsgi.OPTS, group="oslo_middleware")
     conf.register_opts(healthcheck_opts.HEALTHCHECK_OPTS, group="healthcheck")
+    logs.register_options(conf)  # oslo.log's: debug, log_file, log_dir, use_json, ...
+    for group, opts in policy_opts.list_opts():  # [oslo_policy], read by oslo.policy's Enforcer
+        conf.register_opts(opts, group=group)
+    # [oslo_limit]: the endpoint and keystoneauth options of unified limits
+    limit_opts.register_opts(conf)
     return conf
 
 
@@ -334,6 +522,16 @@ def load_config(argv: list[str] | None = None, prog: str = "tessera") -> cfg.Con
     return conf
 
 
+def store_names(conf: cfg.ConfigOpts) -> list[str]:
+    """``[glance_store] stores`` as store names (class paths mapped, duplicates dropped)."""
+    names: list[str] = []
+    for entry in conf.glance_store.stores:
+        name = STORE_ALIASES.get(entry.strip(), entry.strip())
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
 def data_dir(conf: cfg.ConfigOpts) -> Path:
     return Path(conf.data_dir)
 
@@ -350,8 +548,63 @@ def filesystem_store_datadir(conf: cfg.ConfigOpts) -> Path:
     return Path(conf.glance_store.filesystem_store_datadir or data_dir(conf) / "images")
 
 
+def staging_datadir(conf: cfg.ConfigOpts) -> Path:
+    """The staging area of glance-direct imports (``[os_glance_staging_store]``)."""
+    return Path(conf.os_glance_staging_store.filesystem_store_datadir or data_dir(conf) / "staging")
+
+
 def image_cache_dir(conf: cfg.ConfigOpts) -> Path:
-    return Path(conf.image_cache_dir or data_dir(conf) / "cache")
+    return Path(conf.image_cache_dir or conf.cache.directory or data_dir(conf) / "cache")
+
+
+CACHE_FLAVORS = ("cache", "cachemanagement", "caching")
+
+
+def paste_flavor(conf: cfg.ConfigOpts) -> tuple[str, bool]:
+    """Glance's ``[paste_deploy] flavor`` as (auth, cache): ``keystone+cachemanagement``
+    is Keystone auth with the image cache on, ``cache`` development auth with it."""
+    parts = [p.strip() for p in (conf.paste_deploy.flavor or "").lower().split("+")]
+    return ("keystone" if "keystone" in parts else ""), any(p in CACHE_FLAVORS for p in parts)
+
+
+@dataclass(frozen=True)
+class ImageCacheSettings:
+    enabled: bool
+    directory: Path
+    max_size: int
+    stall_time: int
+    warnings: tuple[str, ...] = ()
+
+
+def image_cache_settings(conf: cfg.ConfigOpts) -> ImageCacheSettings:
+    """The image cache of this API node. On when ``image_cache_dir`` is set (as Glance),
+    ``[cache] enabled`` or ``directory`` is, or the paste flavor names the cache."""
+    warnings = []
+    max_size = conf.image_cache_max_size
+    legacy_size = (conf.cache.image_cache_size or "").split("#", 1)[0].strip()
+    if legacy_size and max_size == DEFAULT_IMAGE_CACHE_MAX_SIZE:
+        try:
+            max_size = int(legacy_size)
+        except ValueError:
+            warnings.append(
+                f"[cache] image_cache_size = {conf.cache.image_cache_size!r} is not a number "
+                f"of bytes; ignored (image_cache_max_size = {max_size})"
+            )
+    if conf.image_cache_driver.lower() != "sqlite":
+        warnings.append(
+            f"image_cache_driver = {conf.image_cache_driver} is not honoured: each node "
+            f"keeps its cache index in a SQLite file in its cache directory (as 'sqlite')"
+        )
+    enabled = bool(
+        conf.image_cache_dir or conf.cache.enabled or conf.cache.directory or paste_flavor(conf)[1]
+    )
+    return ImageCacheSettings(
+        enabled=enabled,
+        directory=image_cache_dir(conf),
+        max_size=max_size,
+        stall_time=conf.image_cache_stall_time,
+        warnings=tuple(warnings),
+    )
 
 
 def amqp_uri(conf: cfg.ConfigOpts) -> str:

@@ -316,7 +316,13 @@ class Context(DependencyProvider):
         self.policy = Policy(self.container.config["TESSERA_CONF"])
 
     def worker_setup(self, worker_ctx):
-        set_request_id(worker_ctx.data.get("request_id"), worker_ctx.data.get("global_request_id"))
+        data = worker_ctx.data
+        set_request_id(
+            data.get("request_id"),
+            data.get("global_request_id"),
+            data.get("user_id"),
+            data.get("project_id"),
+        )
 
     def get_dependency(self, worker_ctx):
         return RequestContext.from_headers(worker_ctx.data, policy=self.policy)

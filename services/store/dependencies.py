@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from nameko.extensions import DependencyProvider
 
-from services.common.config import filesystem_store_datadir
+from services.common.config import filesystem_store_datadir, store_names
 from services.common.errors import BadRequest, NotFound
 from services.store.backends.file import FileStore
 from services.store.dataport import DataHandler
@@ -21,11 +21,10 @@ SESSION_TTL = 120  # seconds a one-time URL stays valid unused
 def build_backends(conf) -> dict:
     """The enabled backends by name, from ``[glance_store] stores``."""
     backends = {}
-    for name in conf.glance_store.stores:
-        name = name.strip()
+    for name in store_names(conf):  # unsupported names: warned about at start-up
         if name == "file":
             backends["file"] = FileStore(filesystem_store_datadir(conf))
-        elif name in ("http", "https"):
+        elif name == "http":
             from services.store.backends.http import HttpStore
 
             backends["http"] = HttpStore()

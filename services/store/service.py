@@ -6,6 +6,7 @@ bytes over the replica's own data port (services/store/dataport.py)."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from urllib.parse import urlparse
 
@@ -22,12 +23,16 @@ from services.common.errors import (
     StorageFull,
     TesseraError,
 )
+from services.common.logs import current_log_context, transfer_summary
 from services.common.notifications import Notifications
 from services.common.rpc import Context, Settings, rpc
+from services.store import scrubber
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.formats import FormatPolicy
+from services.store.imports import ImportWorker
 from services.store.pipeline import UploadPipeline
+from services.store.scrubber import scrub_timer
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +47,19 @@ def upload_failure(image_id: str, exc: BaseException) -> str:
 
 
 class SendNotice:
-    """Glance's ``image.send`` for one download, once its body ends: INFO with the bytes
-    sent, ERROR when fewer than ``length`` reached the client."""
+    """One download's bytes, counted as they are sent. Once its body ends: a log line
+    with the bytes, duration and rate, and Glance's ``image.send`` (when ``payload``, i.e.
+    when enabled): INFO with the bytes sent, ERROR when fewer than ``length`` reached the
+    client."""
 
-    def __init__(self, notifier, payload: dict, length: int):
+    def __init__(self, notifier, payload: dict | None, length: int, image_id: str | None):
         self.notifier = notifier
         self.payload = payload
         self.length = length
+        self.image_id = image_id
         self.sent = 0
+        self.started = time.monotonic()
+        self.log_context = current_log_context()  # the body is sent after the worker
 
     def add(self, count: int) -> None:
         self.sent += count
@@ -60,14 +70,25 @@ class SendNotice:
                 self.sent += len(chunk)
                 yield chunk
         finally:
-            payload = {**self.payload, "bytes_sent": self.sent}
+            summary = transfer_summary(self.sent, time.monotonic() - self.started)
+            extra = {"context": self.log_context}
             if self.sent == self.length:
-                self.notifier.info("image.send", payload)
+                log.info("sent image %s: %s", self.image_id, summary, extra=extra)
             else:
-                self.notifier.error("image.send", payload)
+                log.warning(
+                    "sent image %s: %s of %d", self.image_id, summary, self.length, extra=extra
+                )
+            if self.payload is not None:
+                self._notify({**self.payload, "bytes_sent": self.sent})
+
+    def _notify(self, payload: dict) -> None:
+        if self.sent == self.length:
+            self.notifier.info("image.send", payload)
+        else:
+            self.notifier.error("image.send", payload)
 
 
-class StoreService:
+class StoreService(ImportWorker):
     name = "store"
 
     context = Context()
@@ -89,7 +110,7 @@ class StoreService:
         """Claim the image for an upload (queued → saving) and answer the one-time URL
         on this replica's data port that takes the bytes."""
         upload_id = str(uuid.uuid4())
-        claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name)
+        claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name, size)
         if size is not None and size > claim["max_size"]:
             # the declared size is over what the project may still store: refused before
             # the gateway sends a byte (the image is queued again)
@@ -109,6 +130,7 @@ class StoreService:
 
     @data_http("PUT", "/uploads/<upload_id>")
     def receive_upload(self, request, upload_id):
+        started = time.monotonic()
         claim = self.sessions.take("upload", upload_id)
         image_id = claim["image_id"]
         backend = self.backends.default
@@ -130,7 +152,11 @@ class StoreService:
             self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
             raise
         lease.kill()
-        log.info("received image %s: %d bytes", image_id, pipeline.size)
+        log.info(
+            "received image %s: %s",
+            image_id,
+            transfer_summary(pipeline.size, time.monotonic() - started),
+        )
         result = {
             **pipeline.result(),
             "location": stored.location,
@@ -176,7 +202,14 @@ class StoreService:
                 "receiver_user_id": self.context.user_id,
             }
         token = self.sessions.add(
-            "download", {"location": location, "offset": offset, "length": length, "send": send}
+            "download",
+            {
+                "location": location,
+                "offset": offset,
+                "length": length,
+                "send": send,
+                "image_id": image and image["image_id"],
+            },
         )
         return {"url": f"{self.data_port}/downloads/{token}"}
 
@@ -188,21 +221,18 @@ class StoreService:
         length = session["length"]
         if length is None:
             length = backend.size(location) - offset
-        notice = None
-        if session.get("send") is not None:
-            notice = SendNotice(self.notifier, session["send"], length)
+        notice = SendNotice(self.notifier, session["send"], length, session.get("image_id"))
         if backend.local_files and length > 0:
             body = sendfile_body(
                 request.environ,
                 backend.local_path(location),
                 offset,
                 length,
-                on_sent=notice.add if notice else None,
+                on_sent=notice.add,
             )
         else:
             body = backend.get(location, offset, length)
-        if notice is not None:
-            body = notice.wrap(body)
+        body = notice.wrap(body)
         return Response(
             body,
             status=200,
@@ -230,6 +260,12 @@ class StoreService:
                 log.warning(
                     "could not delete %s of image %s: %s", location, payload["image_id"], exc
                 )
+
+    # --- delayed delete: the scrubber, on every replica, each image scrubbed by one
+
+    @scrub_timer
+    def scrub(self) -> None:
+        scrubber.run(self.registry, self.backends, self.conf)
 
     @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
     def delete_abandoned_upload(self, payload: dict) -> None:
