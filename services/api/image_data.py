@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, request
 from werkzeug.http import parse_content_range_header, parse_range_header
 
-from services.api.body_stream import SourceBroken, download_body, forward_body
+from services.api.body_stream import (
+    SourceBroken,
+    download_body,
+    file_body,
+    fill_body,
+    forward_body,
+)
+from services.api.cache import node_cache
 from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
 from services.api.gateway import call, conf
+from services.cache.fill import Fill
 from services.common.errors import (
     BadRequest,
     Forbidden,
@@ -68,25 +78,30 @@ def _declared_size() -> int | None:
     return size
 
 
-def _forward_upload(conn: http.client.HTTPConnection, size: int | None) -> int:
-    """Send the request body on to the store (spliced when its length is known, else in
-    large blocks); the bytes sent."""
-    if size is not None:
+def _forward_upload(conn: http.client.HTTPConnection, size: int | None, stream=None) -> int:
+    """Send the request body (or ``stream``, a file-like object read in its place) on to
+    the store: the body spliced when its length is known, else in large blocks; the
+    bytes sent."""
+    if size is not None and stream is None:
         try:
             sent = forward_body(request.environ, conn.sock, DATA_TIMEOUT)
         except SourceBroken as exc:  # the client went away; the store sees a short body
             raise BadRequest(f"The upload stream broke off: {exc}") from None
         if sent is not None:
             return sent
-    read, sent = request.stream.read, 0
+    read, sent = (stream or request.stream).read, 0
     while True:
         try:
             block = read(BLOCK)
+        except BadRequest:  # a stream read in place of the body refused its content
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure of the client's stream
             raise BadRequest(f"The upload stream broke off: {exc}") from None
         if not block:
             break
         sent += len(block)
+        if size is not None and sent > size:
+            raise SizeMismatch(f"The upload is longer than the declared {size} bytes.")
         conn.send(block if size is not None else b"%x\r\n%s\r\n" % (len(block), block))
     if size is None:
         conn.send(b"0\r\n\r\n")
@@ -95,12 +110,29 @@ def _forward_upload(conn: http.client.HTTPConnection, size: int | None) -> int:
 
 @bp.put("/v2/images/<image_id>/file")
 def upload(image_id):
+    return relay_upload(image_id, "open_upload")
+
+
+def relay_upload(image_id: str, open_method: str):
+    """Check an image data request and relay its body to the store replica that the
+    RPC ``open_method`` (``open_upload``, or ``open_stage`` for glance-direct) opened
+    the transfer on."""
     if request.mimetype != "application/octet-stream":
         raise UnsupportedMediaType(
             f"Unsupported Content-Type {request.mimetype or '(none)'}; "
             f"image data must be application/octet-stream."
         )
-    size = _declared_size()
+    store_image_data(image_id, _declared_size(), open_method=open_method)
+    return "", 204
+
+
+def store_image_data(
+    image_id: str, size: int | None, stream=None, open_method: str = "open_upload"
+) -> None:
+    """Move an upload's bytes to a store replica: the request body, or ``stream`` (a
+    file-like object, e.g. v1's decoded base64 body) read in its place; ``size`` is the
+    declared size (None: unknown), checked against the size cap first and by the store
+    as the bytes arrive. ``open_method``: the store RPC that opens the transfer."""
     cap = conf().image_size_cap
     if size is not None and size > cap:
         # refused before any RPC or body read; gunicorn then reads at most a little of
@@ -109,7 +141,7 @@ def upload(image_id):
             f"The incoming image is too large: {size} bytes exceeds the image_size_cap "
             f"of {cap} bytes."
         )
-    session = call("store", "open_upload", image_id, size)
+    session = call("store", open_method, image_id, size)
     conn, path = _connect(session["url"])
     try:
         conn.putrequest("PUT", path, skip_accept_encoding=True)
@@ -121,9 +153,12 @@ def upload(image_id):
             conn.putheader("Transfer-Encoding", "chunked")
         conn.endheaders()
         try:
-            sent = _forward_upload(conn, size)
+            sent = _forward_upload(conn, size, stream)
         except OSError:
             sent = None  # the store stopped reading early; its answer says why
+        except BadRequest:
+            _end_early(conn)
+            raise
         if sent is not None and size is not None and sent != size:
             # the client went away early: closing the hop makes the store give up
             raise SizeMismatch(f"The upload ended after {sent} of the declared {size} bytes.")
@@ -138,7 +173,17 @@ def upload(image_id):
         ) from None
     finally:
         conn.close()
-    return "", 204
+
+
+def _end_early(conn: http.client.HTTPConnection) -> None:
+    """End an upload the gateway refused midway: the store sees the body end short and
+    gives the upload up (the image is queued again) before the client hears why."""
+    try:
+        conn.sock.shutdown(socket.SHUT_WR)
+        conn.sock.settimeout(10)
+        conn.getresponse().read(1 << 16)
+    except (OSError, http.client.HTTPException):
+        pass  # the store's lease gives the upload up anyway
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:
@@ -208,6 +253,33 @@ def download(image_id):
     requested = _requested_range(size)
     if requested is not None:
         (offset, length), status = requested, 206
+    headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
+    elif image["checksum"]:
+        headers["Content-MD5"] = image["checksum"]
+    cache = node_cache()
+    fill = None
+    if cache is not None and image["status"] == "active":
+        cached = cache.open_for(image)  # checked against the record just read
+        if cached is not None:
+            body = file_body(request.environ, cached, offset, length, BLOCK, DATA_TIMEOUT)
+            response = Response(body, status=status, headers=headers, direct_passthrough=True)
+            response.call_on_close(lambda: os.close(cached))
+            return response
+        if status == 200:
+            fill = Fill.start(cache, image)  # None: another download is filling it
+    try:
+        return _from_store(image_id, image, offset, length, status, headers, fill)
+    except BaseException:
+        if fill is not None:
+            fill.abort()
+        raise
+
+
+def _from_store(image_id, image, offset, length, status, headers, fill) -> Response:
+    """Relay the bytes from a store replica, filling the node's cache on the way when
+    ``fill`` is given."""
     session = call(
         "store",
         "open_download",
@@ -235,13 +307,15 @@ def download(image_id):
 
     def relay():
         try:
-            yield from download_body(environ, resp, conn.sock, length, BLOCK, DATA_TIMEOUT)
+            if fill is None:
+                yield from download_body(environ, resp, conn.sock, length, BLOCK, DATA_TIMEOUT)
+                return
+            yield from fill_body(environ, resp, conn.sock, length, BLOCK, DATA_TIMEOUT, fill)
+            fill.finish_in_background()  # verified and published off the client's path
         finally:
             conn.close()
 
-    headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
-    if status == 206:
-        headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
-    elif image["checksum"]:
-        headers["Content-MD5"] = image["checksum"]
-    return Response(relay(), status=status, headers=headers, direct_passthrough=True)
+    response = Response(relay(), status=status, headers=headers, direct_passthrough=True)
+    if fill is not None:
+        response.call_on_close(fill.release)  # a body never sent, or cut short
+    return response

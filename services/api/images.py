@@ -8,10 +8,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, request
 
 from services.api.gateway import call, conf, json_body, path_text
+from services.api.imports import import_methods
 from services.api.list_params import parse_list_query
 from services.api.patch import parse_changes
 from services.api.views import image_href, image_view
-from services.common.contracts import NewImage
+from services.common.contracts import ImageChange, NewImage
 from services.common.errors import BadRequest, Forbidden
 from services.common.image_attributes import check_writable
 
@@ -38,6 +39,9 @@ def create_image():
     response = jsonify(image_view(record, conf()))
     response.status_code = 201
     response.headers["Location"] = image_href(record["id"])
+    methods = import_methods(conf())
+    if methods:
+        response.headers["OpenStack-image-import-methods"] = ",".join(methods)
     return response
 
 
@@ -65,15 +69,19 @@ def show_image(image_id):
 @bp.patch("/v2/images/<image_id>")
 def update_image(image_id):
     changes = parse_changes((request.mimetype or "").lower(), json_body, _validator())
-    wire = []
-    for change in changes:
-        if change.name == "locations" and change.op == "add":
-            if not conf().show_multiple_locations:
-                raise Forbidden("It's not allowed to add locations if locations are invisible.")
-            change = replace(change, size=call("store", "location_size", change.value["url"]))
-        wire.append(change.to_wire())
+    wire = [sized_location(change).to_wire() for change in changes]
     record = call("registry", "update_image", image_id, wire)
     return jsonify(image_view(record, conf()))
+
+
+def sized_location(change: ImageChange) -> ImageChange:
+    """A change adding a location, allowed only where locations are shown, with the size
+    the store measures at that URL (any other change as it is)."""
+    if change.name != "locations" or change.op != "add":
+        return change
+    if not conf().show_multiple_locations:
+        raise Forbidden("It's not allowed to add locations if locations are invisible.")
+    return replace(change, size=call("store", "location_size", change.value["url"]))
 
 
 @bp.delete("/v2/images/<image_id>")

@@ -5,11 +5,19 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from services.api import schemas
+from services.api.cache import node_cache
 
 bp = Blueprint("versions", __name__)
 
-# (version, status) newest first, as Glance 33 lists them.
-VERSIONS = [("2.17", "CURRENT")] + [(f"2.{n}", "SUPPORTED") for n in range(16, -1, -1)]
+# (version, status) newest first: the versions Glance 33 lists without enabled_backends
+# (2.8 and 2.10-2.13 are the multi-store ones), and with the image cache on 2.14-2.18
+# (2.18 CURRENT) in place of 2.15 and 2.17 CURRENT (glance/api/versions.py).
+BASE_VERSIONS = [(f"2.{n}", "SUPPORTED") for n in (9, 7, 6, 5, 4, 3, 2, 1, 0)]
+VERSIONS = [("2.17", "CURRENT"), ("2.15", "SUPPORTED"), *BASE_VERSIONS]
+CACHE_VERSIONS = [("2.18", "CURRENT")] + [(f"2.{n}", "SUPPORTED") for n in (17, 16, 15, 14)]
+VERSIONS_WITH_CACHE = CACHE_VERSIONS + BASE_VERSIONS
+# The legacy v1 API's, listed when [DEFAULT] enable_v1_api is on (services/api/v1.py).
+V1_VERSIONS = ("1.1", "1.0")
 
 
 def _versions_body() -> dict:
@@ -17,12 +25,19 @@ def _versions_body() -> dict:
     # X-Forwarded-* headers when http_proxy_to_wsgi parses them)
     public = current_app.extensions["tessera.conf"].public_endpoint
     root = (public or request.url_root).rstrip("/")
-    return {
+    body = {
         "versions": [
             {"id": f"v{v}", "status": status, "links": [{"rel": "self", "href": f"{root}/v2/"}]}
-            for v, status in VERSIONS
+            for v, status in (VERSIONS_WITH_CACHE if node_cache() is not None else VERSIONS)
         ]
     }
+    if current_app.extensions["tessera.conf"].enable_v1_api:  # after v2's, as Glance Queens
+        v1_href = f"{root}/v1/"
+        body["versions"] += [
+            {"id": f"v{v}", "status": "DEPRECATED", "links": [{"rel": "self", "href": v1_href}]}
+            for v in V1_VERSIONS
+        ]
+    return body
 
 
 @bp.get("/")

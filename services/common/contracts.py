@@ -173,6 +173,9 @@ FILTER_FIELDS: dict[str, tuple[tuple[str, ...], type]] = {
     "owner": (("eq",), str),
     "size": (("gte", "lte"), int),
     "protected": (("eq",), bool),
+    "min_ram": (("eq",), int),  # the v1 API's filters (services/api/v1.py)
+    "min_disk": (("eq",), int),
+    "visibility": (("eq", "in"), str),
     "created_at": (TIME_OPERATORS, str),
     "updated_at": (TIME_OPERATORS, str),
 }

@@ -40,6 +40,9 @@ FILTER_COLUMNS = {
     "container_format": Image.container_format,
     "size": Image.size,
     "protected": Image.protected,
+    "min_ram": Image.min_ram,
+    "min_disk": Image.min_disk,
+    "visibility": Image.visibility,
     "created_at": Image.created_at,
     "updated_at": Image.updated_at,
 }

@@ -4,7 +4,7 @@ accepts or rejects for itself)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
@@ -118,3 +118,18 @@ def remove_member(
         raise NotFound(f"{member_id} is not a member of image {image_id}")
     session.delete(member)
     return member
+
+
+def shared_with(session: Session, ctx: RequestContext, member_id: str) -> list[ImageMember]:
+    """The memberships of ``member_id`` (any status) the caller may see, as the v1 API's
+    ``/v1/shared-images/{member}`` lists them: an admin sees them all, anyone else only
+    its own memberships and those of images it owns."""
+    query = (
+        select(ImageMember)
+        .join(Image, Image.id == ImageMember.image_id)
+        .where(ImageMember.member == member_id, Image.deleted.is_(False))
+    )
+    if not ctx.is_admin:
+        mine = or_(ImageMember.member == ctx.project_id, Image.owner == ctx.project_id)
+        query = query.where(mine)
+    return list(session.scalars(query.order_by(ImageMember.created_at, ImageMember.id)))
