@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?=
 
-.PHONY: run test lint format bench bench-compare constraints clean system-deps
+.PHONY: run test lint format bench bench-compare constraints clean system-deps sample-config
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ bench: $(VENV)/.test
 # with the same client, one after the other; prints figure | Tessera | Glance | ratio.
 bench-compare: $(VENV)/.test
 	$(PY) bench/side_by_side.py $(BENCH_ARGS)
+
+# deploy/tessera.conf.sample from the options the code registers (services/common/opts.py,
+# the oslo.config.opts entry point); tests/unit/common/test_sample_config.py checks it.
+sample-config: $(VENV)/.runtime
+	$(VENV)/bin/oslo-config-generator --config-file deploy/tessera-config-generator.conf
 
 # Re-pin every dependency from a fresh venv (after changing requirements*.in).
 constraints:

@@ -51,6 +51,7 @@ default_opts = [
     cfg.StrOpt(
         "data_dir",
         default=str(DEFAULT_DATA_DIR),
+        sample_default="<the project's directory>/var",
         help="Base directory for the embedded defaults (SQLite file, file store, cache).",
     ),
     cfg.StrOpt(
