@@ -5,7 +5,7 @@
 The options are those ``build_config`` registers, so the sample can never miss one:
 
     make sample-config     # deploy/tessera.conf.sample, from deploy/tessera-config-generator.conf
-    oslopolicy-sample-generator --namespace tessera   # or --config-file deploy/tessera-policy-generator.conf
+    oslopolicy-sample-generator --config-file deploy/tessera-policy-generator.conf
 """
 
 from __future__ import annotations
