@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 
 from services.common.config import database_url, load_config, package_version
 from services.registry.db import make_engine
+from services.registry.metadefs import files as metadef_files
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -69,6 +70,7 @@ def add_commands(subparsers) -> None:
         run=lambda conf, _args: print(f"database at revision {db_sync(conf)}")
     )
     db.add_parser("version", help="print the schema revision").set_defaults(run=_db_version)
+    metadef_files.add_db_actions(db)  # load_metadefs, unload_metadefs, export_metadefs
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,12 @@ TABLES = {
     "image_members",
     "image_uploads",
     "tasks",
+    "metadef_namespaces",
+    "metadef_resource_types",
+    "metadef_namespace_resource_types",
+    "metadef_properties",
+    "metadef_objects",
+    "metadef_tags",
     "alembic_version",
 }
 
