@@ -65,10 +65,7 @@ def property_map(session: Session, ns: MetadefNamespace) -> dict:
 def get_property(session: Session, ns: MetadefNamespace, name: str) -> MetadefProperty:
     prop = _by_name(session, MetadefProperty, ns, name)
     if prop is None:
-        raise NotFound(
-            f"The metadata definition property with name={name} was not found in "
-            f"namespace={ns.namespace}."
-        )
+        raise NotFound(f"Could not find property {name}")
     return prop
 
 
@@ -124,10 +121,7 @@ def object_records(session: Session, ns: MetadefNamespace) -> list[dict]:
 def get_object(session: Session, ns: MetadefNamespace, name: str) -> MetadefObject:
     obj = _by_name(session, MetadefObject, ns, name)
     if obj is None:
-        raise NotFound(
-            f"The metadata definition object with name={name} was not found in "
-            f"namespace={ns.namespace}."
-        )
+        raise NotFound(f"Could not find metadata object {name}")
     return obj
 
 
@@ -198,10 +192,7 @@ def _check_tag_name(name) -> str:
 def get_tag(session: Session, ns: MetadefNamespace, name: str) -> MetadefTag:
     tag = _by_name(session, MetadefTag, ns, name)
     if tag is None:
-        raise NotFound(
-            f"The metadata definition tag with name={name} was not found in "
-            f"namespace={ns.namespace}."
-        )
+        raise NotFound(f"Could not find metadata tag {name}")
     return tag
 
 

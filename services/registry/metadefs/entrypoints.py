@@ -174,7 +174,9 @@ class MetadefEntrypoints:
     # --- objects (Glance's wording: the namespace's own "not found" message)
 
     def _object_namespace(self, session, namespace: str, action: str):
-        return find_authorized(session, self.context, namespace, action)
+        return find_authorized(
+            session, self.context, namespace, action, None, ns_missing(namespace)
+        )
 
     @rpc
     def list_metadef_objects(self, namespace: str) -> list:
@@ -256,6 +258,10 @@ class MetadefEntrypoints:
 
 
 def _prefix(session, ns, resource_type: str) -> str | None:
+    if contents.resource_type(session, resource_type) is None:
+        raise NotFound(
+            f"The metadata definition resource-type with name={resource_type}, was not found."
+        )
     for association in contents.association_records(session, ns):
         if association["name"] == resource_type:
             return association.get("prefix")

@@ -52,12 +52,21 @@ def not_found(name: str) -> NotFound:
     return NotFound(f"Metadata definition namespace={name} was not found.")
 
 
-def find(session: Session, ctx: RequestContext, name: str, missing: str | None = None):
-    """The namespace ``name`` if the caller may see it; else 404 (with ``missing`` as
-    the message when given: Glance's wording differs from route to route)."""
+def find(
+    session: Session,
+    ctx: RequestContext,
+    name: str,
+    missing: str | None = None,
+    hidden: str | None = None,
+):
+    """The namespace ``name`` if the caller may see it; else 404, with ``missing`` as the
+    message when given, and ``hidden`` (else ``missing``) when it exists but the caller
+    may not see it: Glance's wording differs from route to route."""
     ns = session.scalar(select(MetadefNamespace).where(MetadefNamespace.namespace == name))
-    if ns is None or not visible(ctx, ns):
+    if ns is None:
         raise NotFound(missing) if missing else not_found(name)
+    if not visible(ctx, ns):
+        raise NotFound(hidden or missing or not_found(name))
     return ns
 
 
@@ -77,9 +86,11 @@ def ns_missing(name: str) -> str:
     return f"Namespace {name} not found"
 
 
-def find_authorized(session, ctx, name: str, action: str, missing: str | None = None):
+def find_authorized(
+    session, ctx, name: str, action: str, missing: str | None = None, hidden: str | None = None
+):
     """The namespace after Glance's two steps: visible (404), then ``action`` (403/404)."""
-    ns = find(session, ctx, name, missing)
+    ns = find(session, ctx, name, missing, hidden)
     authorize(ctx, action, ns)
     return ns
 
@@ -148,7 +159,7 @@ def show_namespace(
 ) -> dict:
     """The namespace with its associations, properties, objects and tags; with
     ``resource_type``, property names (also in objects) carry that association's prefix."""
-    ns = find(session, ctx, name)
+    ns = find(session, ctx, name, hidden="The resource could not be found.")
     authorize(ctx, "get_metadef_namespace", ns)
     for action in (
         "list_metadef_resource_types",
