@@ -194,6 +194,12 @@ _UNSUPPORTED = [
     ),
     (
         "keystone_authtoken",
+        "renamed www_authenticate_uri in keystonemiddleware (only the URL announced to "
+        "clients in WWW-Authenticate; tokens are validated at auth_url)",
+        _names("auth_uri"),
+    ),
+    (
+        "keystone_authtoken",
         "removed from keystonemiddleware: use auth_type = password with auth_url, "
         "username, password, project_name and the domain options",
         _names(
