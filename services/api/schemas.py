@@ -55,3 +55,54 @@ def members_schema() -> dict:
         {"rel": "describedby", "href": "{schema}"},
     ]
     return schema
+
+
+TASK_STATUSES = ["pending", "processing", "success", "failure"]
+
+# glance/api/v2/tasks.py _TASK_SCHEMA, plus Tessera's progress field
+_TASK_PROPERTIES = {
+    "id": _string(
+        "An identifier for the task",
+        pattern="^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}"
+        "-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$",
+    ),
+    "type": _string(
+        "The type of task represented by this content",
+        enum=["import", "api_image_import", "location_import"],
+    ),
+    "status": _string("The current status of this task", enum=TASK_STATUSES),
+    "input": {
+        "description": "The parameters required by task, JSON blob",
+        "type": ["null", "object"],
+    },
+    "result": {"description": "The result of current task, JSON blob", "type": ["null", "object"]},
+    "owner": _string("An identifier for the owner of this task"),
+    "message": _string(
+        "Human-readable informative message only included when appropriate (usually on failure)"
+    ),
+    "image_id": _string("Image associated with the task"),
+    "request_id": _string("Human-readable informative request-id"),
+    "user_id": _string("User associated with the task"),
+    "expires_at": {
+        "description": "Datetime when this resource would be subject to removal",
+        "type": ["null", "string"],
+    },
+    "created_at": _string("Datetime when this resource was created"),
+    "updated_at": _string("Datetime when this resource was updated"),
+    "bytes_done": {
+        "description": "Bytes of image data the task has moved so far (Tessera)",
+        "type": "integer",
+    },
+    "self": {"readOnly": True, "type": "string"},
+    "schema": {"readOnly": True, "type": "string"},
+}
+
+TASK_SCHEMA = {"name": "task", "properties": _TASK_PROPERTIES, "additionalProperties": False}
+
+
+def tasks_schema() -> dict:
+    """The collection of task stubs (no input, result or message), as Glance."""
+    stub = copy.deepcopy(TASK_SCHEMA)
+    for key in ("input", "result", "message"):
+        del stub["properties"][key]
+    return collection_schema("tasks", stub)

@@ -18,6 +18,7 @@ from services.common.notifications import (
 from services.common.rpc import Context, Settings, rpc
 from services.registry import images, listing, members, quotas, uploads
 from services.registry.dependencies import Database
+from services.registry.import_rpc import ImportRpc
 from services.registry.members import member_record
 from services.registry.metadefs.entrypoints import MetadefEntrypoints
 from services.registry.protections import PropertyProtections
@@ -31,7 +32,7 @@ PAYLOADS = {
 }
 
 
-class RegistryService(MetadefEntrypoints):
+class RegistryService(MetadefEntrypoints, ImportRpc):
     name = "registry"
 
     db = Database()
@@ -177,7 +178,7 @@ class RegistryService(MetadefEntrypoints):
         """The upload failed (``reason``: why, for the ERROR notification): the image is
         queued again."""
         with self.db.begin() as session:
-            aborted = uploads.abort_upload(session, image_id, upload_id)
+            aborted = uploads.abort_upload(session, image_id, upload_id, self.conf, reason)
             record = self._snapshot(session, image_id, "image.update") if aborted else None
         self.dispatch("image.updated", {"image_id": image_id})
         if reason is not None:
@@ -190,7 +191,7 @@ class RegistryService(MetadefEntrypoints):
         """Uploads whose store replica died return to queued; the store removes their
         partial data when it hears of it."""
         with self.db.begin() as session:
-            given_up = uploads.expired_uploads(session)
+            given_up = uploads.expired_uploads(session, self.conf)
             queued = [self._snapshot(session, u["image_id"], "image.update") for u in given_up]
         for upload, record in zip(given_up, queued, strict=True):
             self.dispatch("upload.abandoned", upload)

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Gone, InvalidTransition
-from services.registry import access
+from services.registry import access, imports
 from services.registry.images import change_status, get_visible
-from services.registry.models import Image, ImageLocation, ImageUpload, utcnow
+from services.registry.models import Image, ImageLocation, ImageUpload, Task, utcnow
 from services.registry.quotas import space_left
 
 
@@ -99,8 +99,11 @@ def finish_upload(session: Session, image_id: str, upload_id: str, result: dict)
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
 
 
-def abort_upload(session: Session, image_id: str, upload_id: str) -> bool:
-    """saving → queued; False when the upload was not (any more) this one's."""
+def abort_upload(
+    session: Session, image_id: str, upload_id: str, conf=None, reason: str | None = None
+) -> bool:
+    """saving → queued (a stage or an import goes back its own way:
+    services/registry/imports.py); False when the upload was not (any more) this one's."""
     result = session.execute(
         delete(ImageUpload).where(
             ImageUpload.image_id == image_id, ImageUpload.upload_id == upload_id
@@ -108,6 +111,10 @@ def abort_upload(session: Session, image_id: str, upload_id: str) -> bool:
     )
     if result.rowcount != 1:
         return False
+    image = session.get(Image, image_id)
+    if image is not None and image.status in ("uploading", "importing"):
+        imports.give_back(session, conf, image, upload_id, reason)
+        return True
     session.execute(
         update(Image)
         .where(Image.id == image_id, Image.status == "saving")
@@ -116,8 +123,9 @@ def abort_upload(session: Session, image_id: str, upload_id: str) -> bool:
     return True
 
 
-def expired_uploads(session: Session) -> list[dict]:
-    """Give up every upload whose lease has expired; returns them, for data clean-up."""
+def expired_uploads(session: Session, conf=None) -> list[dict]:
+    """Give up every upload (and stage and import) whose lease has expired; returns
+    them, for data clean-up (``staged``: the staging area holds data of it too)."""
     expired = list(
         session.scalars(
             select(ImageUpload)
@@ -127,8 +135,15 @@ def expired_uploads(session: Session) -> list[dict]:
     )
     given_up = []
     for upload in expired:
-        if abort_upload(session, upload.image_id, upload.upload_id):
+        task = session.get(Task, upload.upload_id)
+        staged = upload.store == imports.STAGING_STORE or task is not None
+        if abort_upload(session, upload.image_id, upload.upload_id, conf):
             given_up.append(
-                {"image_id": upload.image_id, "upload_id": upload.upload_id, "store": upload.store}
+                {
+                    "image_id": upload.image_id,
+                    "upload_id": upload.upload_id,
+                    "store": upload.store,
+                    "staged": staged,
+                }
             )
     return given_up

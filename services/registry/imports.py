@@ -1,0 +1,303 @@
+"""Interoperable import as the registry sees it.
+
+- Staging (glance-direct): ``queued → uploading`` while the bytes go to the staging
+  area, under an upload lease (an ``image_uploads`` row, store ``os_glance_staging_store``);
+  the image stays ``uploading`` with its ``size`` once staged.
+- An import: ``POST /import`` creates an ``api_image_import`` task (``pending``), takes
+  the import lock ``os_glance_import_task`` (a property with a unique key, so two imports
+  cannot both take it), moves the image to ``importing`` and holds an upload lease whose
+  ``upload_id`` is the task id. A store replica claims the task (``pending →
+  processing``), renews the lease with its progress, and ends it: ``importing → active``
+  with the location and the task ``success``, or back to ``queued`` with
+  ``os_glance_failed_import`` and the task ``failure``. A replica that dies stops renewing:
+  the registry's lease timer gives the import up the same way (services/registry/uploads.py),
+  and the store removes the partial data and the staged file.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from services.common.context import RequestContext
+from services.common.errors import BadRequest, Conflict, Gone, NotFound
+from services.registry import access, tasks
+from services.registry.images import change_status, get_visible
+from services.registry.models import Image, ImageLocation, ImageProperty, ImageUpload, Task, utcnow
+from services.registry.quotas import space_left
+
+STAGING_STORE = "os_glance_staging_store"
+LOCK = "os_glance_import_task"
+IMPORTING = "os_glance_importing_to_stores"
+FAILED = "os_glance_failed_import"
+# Glance breaks a lock whose task has not moved for this long (twice that when pending)
+STALE_LOCK = timedelta(minutes=60)
+
+
+def _lease(session: Session, image_id: str, upload_id: str, store: str, seconds: int) -> None:
+    now = utcnow()
+    session.add(
+        ImageUpload(
+            image_id=image_id,
+            upload_id=upload_id,
+            store=store,
+            created_at=now,
+            lease_expires_at=now + timedelta(seconds=seconds),
+        )
+    )
+
+
+def _claimed(session: Session, image_id: str, upload_id: str) -> ImageUpload:
+    upload = session.get(ImageUpload, image_id)
+    if upload is None or upload.upload_id != upload_id:
+        image = session.get(Image, image_id)
+        if image is None or image.deleted:
+            raise Gone(f"Image {image_id} was deleted meanwhile.")
+        raise Conflict(f"The work on image {image_id} was given up (its lease expired).")
+    return upload
+
+
+def _set_property(image: Image, name: str, value: str | None) -> None:
+    """Set (or with None remove) one of the image's ``os_glance_*`` properties."""
+    current = {p.name: p for p in image.properties}
+    if value is None:
+        if name in current:
+            image.properties.remove(current[name])
+    elif name in current:
+        current[name].value = value
+    else:
+        image.properties.append(ImageProperty(name=name, value=value))
+
+
+# --- staging (PUT /stage)
+
+
+def begin_stage(
+    session: Session,
+    ctx: RequestContext,
+    conf,
+    image_id: str,
+    upload_id: str,
+    lease_seconds: int,
+) -> dict:
+    image = get_visible(session, ctx, image_id)
+    access.authorize(session, ctx, "modify_image", image)  # as Glance's stage
+    if image.status != "queued":
+        raise Conflict(
+            f"Image {image_id} is {image.status}: data can only be staged to a queued image."
+        )
+    change_status(session, image_id, "queued", "uploading")
+    _lease(session, image_id, upload_id, STAGING_STORE, lease_seconds)
+    return {
+        "image_id": image_id,
+        "disk_format": image.disk_format,
+        "container_format": image.container_format,
+        "max_size": space_left(session, image.owner, conf),
+    }
+
+
+def finish_stage(session: Session, image_id: str, upload_id: str, result: dict) -> None:
+    """The bytes are staged: the image stays ``uploading``, with their size."""
+    _claimed(session, image_id, upload_id)
+    done = session.execute(
+        update(Image)
+        .where(Image.id == image_id, Image.status == "uploading")
+        .values(size=result["size"], updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        raise Conflict(f"Image {image_id} is no longer uploading")
+    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+
+
+# --- imports (POST /import)
+
+
+def _check_importable(image: Image, method: str) -> None:
+    """Glance's checks, in Glance's order and words (all 409)."""
+    if image.status == "active" and method != "copy-image":
+        raise Conflict("Image with status active cannot be target for import")
+    if method in ("web-download", "glance-download") and image.status != "queued":
+        raise Conflict(f"Image needs to be in 'queued' state to use '{method}' method")
+    if method == "glance-direct" and image.status != "uploading":
+        raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
+    if not image.container_format:
+        raise Conflict("'container_format' needs to be set before import")
+    if not image.disk_format:
+        raise Conflict("'disk_format' needs to be set before import")
+
+
+def _check_lock(session: Session, image: Image) -> None:
+    """A lock held by a task still at work (and not stale) refuses the import (409); a
+    stale one, or one whose task is gone, is broken, as Glance breaks it."""
+    holder = next((p.value for p in image.properties if p.name == LOCK), None)
+    if holder is None:
+        return
+    task = session.get(Task, holder)
+    if task is not None and task.status in ("pending", "processing"):
+        expiry = STALE_LOCK * (2 if task.status == "pending" else 1)
+        if utcnow() - (task.updated_at or task.created_at) < expiry:
+            raise Conflict(
+                f"New operation on image '{image.id}' is not permitted as prior operation "
+                f"is still in progress"
+            )
+    _set_property(image, LOCK, None)
+    session.flush()
+
+
+def begin_import(
+    session: Session,
+    ctx: RequestContext,
+    image_id: str,
+    request: dict,
+    store: str,
+    lease_seconds: int,
+    task_type: str = "api_image_import",
+    task_input: dict | None = None,
+) -> Task:
+    """Check, take the lock, create the task and move the image to ``importing``."""
+    image = get_visible(session, ctx, image_id)
+    method = request["method"]["name"]
+    _check_importable(image, method)
+    access.authorize(session, ctx, "modify_image", image)
+    _check_lock(session, image)
+    task = tasks.new_task(
+        session,
+        ctx,
+        task_type,
+        task_input or {"image_id": image_id, "import_req": request, "backend": [store]},
+        image_id,
+    )
+    _set_property(image, LOCK, task.id)
+    _set_property(image, IMPORTING, store)
+    _set_property(image, FAILED, None)
+    image.updated_at = utcnow()
+    session.flush()  # a concurrent lock taken meanwhile fails here (unique key): 409
+    change_status(session, image_id, image.status, "importing")
+    _lease(session, image_id, task.id, store, lease_seconds)
+    return task
+
+
+def _task_of(session: Session, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"Task with identifier {task_id} not found")
+    return task
+
+
+def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> dict:
+    """A store replica claims the task (pending → processing): what it needs to run it."""
+    task = _task_of(session, task_id)
+    tasks.change_status(session, task_id, "pending", "processing")
+    upload = _claimed(session, task.image_id, task_id)
+    upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    image = session.get(Image, task.image_id)
+    task_input = json.loads(task.input or "{}")
+    method = (task_input.get("import_req") or {}).get("method") or {}
+    if task.type == "import":  # the legacy Tasks API: a web download
+        method = {"name": "web-download", "uri": task_input.get("import_from")}
+    return {
+        "task_id": task_id,
+        "image_id": image.id,
+        "method": method.get("name"),
+        "uri": method.get("uri"),
+        "store": upload.store,
+        "disk_format": image.disk_format,
+        "container_format": image.container_format,
+        "max_size": space_left(session, image.owner, conf),
+    }
+
+
+def renew_import(session: Session, task_id: str, bytes_done: int, lease_seconds: int) -> None:
+    task = _task_of(session, task_id)
+    upload = _claimed(session, task.image_id, task_id)
+    upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    tasks.set_progress(session, task_id, bytes_done)
+
+
+def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
+    """importing → active with what the store computed; the task succeeds. The image id."""
+    task = _task_of(session, task_id)
+    image_id = task.image_id
+    _claimed(session, image_id, task_id)
+    if result.get("location") is None:
+        raise BadRequest("An import must end with a location.")
+    tasks.set_progress(session, task_id, result["size"])
+    session.refresh(task)
+    change_status(
+        session,
+        image_id,
+        "importing",
+        "active",
+        size=result["size"],
+        checksum=result["checksum"],
+        os_hash_algo=result["os_hash_algo"],
+        os_hash_value=result["os_hash_value"],
+        virtual_size=result.get("virtual_size"),
+    )
+    session.add(
+        ImageLocation(
+            image_id=image_id,
+            value=result["location"],
+            meta_data=json.dumps(result.get("metadata") or {}),
+            status="active",
+            created_at=utcnow(),
+        )
+    )
+    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+    image = session.get(Image, image_id)
+    session.refresh(image)
+    _release(image, task_id)
+    tasks.end(session, task, conf.task.task_time_to_live, result={"image_id": image_id})
+    return image_id
+
+
+def _release(image: Image, task_id: str, failed_store: str | None = None) -> None:
+    if next((p.value for p in image.properties if p.name == LOCK), None) == task_id:
+        _set_property(image, LOCK, None)
+    _set_property(image, IMPORTING, None)
+    if failed_store is not None:
+        _set_property(image, FAILED, failed_store)
+    image.updated_at = utcnow()
+
+
+def fail_import(session: Session, conf, task_id: str, reason: str) -> str | None:
+    """The import failed: the image returns to queued (``os_glance_failed_import`` names
+    the store), the task fails with ``reason``. The image id, or None when the import was
+    already given up."""
+    task = _task_of(session, task_id)
+    upload = session.get(ImageUpload, task.image_id)
+    if upload is None or upload.upload_id != task_id:
+        return None
+    session.execute(delete(ImageUpload).where(ImageUpload.image_id == task.image_id))
+    give_back(session, conf, session.get(Image, task.image_id), task_id, reason)
+    return task.image_id
+
+
+def give_back(session: Session, conf, image: Image, upload_id: str, reason: str | None) -> None:
+    """A stage or an import whose lease row is gone (it failed, or its replica died):
+    the image is queued again, an import's task fails. Called with the lease row
+    already removed."""
+    if image is None or image.deleted:
+        return
+    if image.status == "uploading":
+        change_status(session, image.id, "uploading", "queued", size=None, virtual_size=None)
+        return
+    task = session.get(Task, upload_id)
+    if task is None:
+        return
+    if image.status == "importing":
+        stores = json.loads(task.input or "{}").get("backend") or [None]
+        change_status(session, image.id, "importing", "queued", size=None, virtual_size=None)
+        session.refresh(image)
+        _release(image, upload_id, failed_store=stores[0] or "")
+    if task.status in ("pending", "processing"):
+        tasks.end(
+            session,
+            task,
+            conf.task.task_time_to_live,
+            message=reason or "The store replica running the import stopped (its lease expired).",
+        )

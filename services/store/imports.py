@@ -1,0 +1,200 @@
+"""Interoperable import on the store replicas (a mixin of StoreService).
+
+- ``PUT /v2/images/{id}/stage`` (glance-direct): the gateway asks a replica to open a
+  stage (``open_stage``) and streams the body to its data port, exactly as an upload
+  (services/store/pipeline.py: size caps, quota, hashes, format checks), but into the
+  staging area (``[os_glance_staging_store] filesystem_store_datadir``, a directory every
+  replica can read), under an upload lease.
+- An import runs when the registry announces it (``import.requested``; one replica of
+  the pool takes the event, and RabbitMQ hands it to another if that one dies before it
+  finished). The replica claims the task, reads the source (the staged file, or the web
+  through services/store/web_fetch.py) through the same pipeline into the default store,
+  renewing the lease with its progress, and ends the task. Whatever happens, the staged
+  file is removed after the import; a replica that dies mid-import loses its lease and
+  the registry gives the import up, and a surviving replica removes the partial data and
+  the staged file (``upload.abandoned``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import eventlet
+from nameko.events import SERVICE_POOL, event_handler
+from nameko.extensions import DependencyProvider
+from werkzeug.wrappers import Response
+
+from services.common.config import staging_datadir
+from services.common.errors import Conflict, Gone, ImageTooLarge, NotFound, TesseraError
+from services.common.rpc import rpc
+from services.common.url_filter import UrlFilter
+from services.store.backends.file import FileStore
+from services.store.dataport import body_readinto, data_http
+from services.store.formats import FormatPolicy
+from services.store.pipeline import UploadPipeline
+from services.store.web_fetch import open_source
+
+log = logging.getLogger(__name__)
+
+
+class StagingArea(DependencyProvider):
+    """The staging area: a file store of its own (one file per staged image)."""
+
+    def setup(self):
+        self.store = FileStore(staging_datadir(self.container.config["TESSERA_CONF"]))
+
+    def get_dependency(self, worker_ctx) -> FileStore:
+        return self.store
+
+
+def remove_staged(staging: FileStore, image_id: str) -> None:
+    """The staged file of an image and any partial one."""
+    for path in staging.datadir.glob(f"{image_id}*"):
+        path.unlink(missing_ok=True)
+
+
+class ImportWorker:
+    """Uses StoreService's ``registry``, ``backends``, ``sessions``, ``data_port`` and
+    ``conf``."""
+
+    staging = StagingArea()
+
+    def _pipeline(self, readinto, size, claim) -> UploadPipeline:
+        return UploadPipeline(
+            readinto,
+            size,
+            claim["max_size"],
+            self.conf.hashing_algorithm,
+            claim["disk_format"],
+            container_format=claim.get("container_format"),
+            format_policy=FormatPolicy.from_config(self.conf),
+        )
+
+    # --- staging
+
+    @rpc
+    def open_stage(self, image_id: str, size: int | None) -> dict:
+        """Claim the image for staging (queued → uploading); the one-time URL that takes
+        the bytes."""
+        upload_id = str(uuid.uuid4())
+        claim = self.registry.begin_stage(image_id, upload_id)
+        if size is not None and size > claim["max_size"]:
+            self.registry.abort_upload(image_id, upload_id)
+            raise ImageTooLarge(
+                f"Image of {size} bytes exceeds the {claim['max_size']} bytes this project "
+                f"may still store (image_size_cap and user_storage_quota)."
+            )
+        self.sessions.add("stage", {**claim, "size": size}, token=upload_id)
+        return {"url": f"{self.data_port}/stages/{upload_id}"}
+
+    def _keep_stage_lease(self, image_id: str, upload_id: str) -> None:
+        interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
+        while True:
+            eventlet.sleep(interval)
+            self.registry.renew_upload(image_id, upload_id)
+
+    @data_http("PUT", "/stages/<upload_id>")
+    def receive_stage(self, request, upload_id):
+        claim = self.sessions.take("stage", upload_id)
+        image_id = claim["image_id"]
+        lease = eventlet.spawn(self._keep_stage_lease, image_id, upload_id)
+        try:
+            pipeline = self._pipeline(body_readinto(request.environ), claim["size"], claim)
+            stored = self.staging.add(image_id, pipeline.chunks(), claim["size"], upload_id)
+        except BaseException as exc:
+            lease.kill()
+            log.info("staging of %s failed: %s", image_id, exc)
+            self.registry.abort_upload(
+                image_id, upload_id, f"Cannot stage data for image {image_id}: {exc}"
+            )
+            raise
+        lease.kill()
+        log.info("staged image %s: %d bytes", image_id, pipeline.size)
+        try:
+            self.registry.finish_stage(image_id, upload_id, {"size": pipeline.size})
+        except (Gone, Conflict):
+            self.staging.delete(stored.location)
+            raise
+        return Response(status=204)
+
+    # --- imports
+
+    @event_handler("registry", "import.requested", handler_type=SERVICE_POOL)
+    def run_import(self, payload: dict) -> None:
+        task_id, image_id = payload["task_id"], payload["image_id"]
+        try:
+            claim = self.registry.start_import(task_id)
+        except (Conflict, Gone, NotFound) as exc:
+            # another replica has it, or it was given up: nothing to do here
+            log.info("import task %s of image %s not taken: %s", task_id, image_id, exc)
+            return
+        log.info("import task %s: %s of image %s", task_id, claim["method"], image_id)
+        try:
+            self._run_import(claim)
+        finally:
+            remove_staged(self.staging, image_id)
+
+    def _keep_import_lease(self, task_id: str, progress: list) -> None:
+        interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
+        while True:
+            eventlet.sleep(interval)
+            pipeline = progress[0] if progress else None
+            self.registry.renew_import(task_id, pipeline.size if pipeline else 0)
+
+    def _open(self, claim: dict):
+        """(size, readinto, close) of the import's source."""
+        if claim["method"] == "glance-direct":
+            path = self.staging.datadir / claim["image_id"]
+            try:
+                handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+            except OSError:
+                raise NotFound(f"No data is staged for image {claim['image_id']}.") from None
+            return path.stat().st_size, handle.readinto, handle.close
+        source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
+        return source.size, source.readinto, source.close
+
+    def _run_import(self, claim: dict) -> None:
+        task_id, image_id = claim["task_id"], claim["image_id"]
+        backend = self.backends.by_name.get(claim["store"]) or self.backends.default
+        progress: list = []
+        lease = eventlet.spawn(self._keep_import_lease, task_id, progress)
+        close = None
+        try:
+            size, readinto, close = self._open(claim)
+            pipeline = self._pipeline(readinto, size, claim)
+            progress.append(pipeline)
+            stored = backend.add(image_id, pipeline.chunks(), size, task_id)
+        except Exception as exc:  # noqa: BLE001 - every failure fails the task
+            lease.kill()
+            log.info("import task %s of image %s failed: %s", task_id, image_id, exc)
+            reason = str(exc) if isinstance(exc, TesseraError) else f"{type(exc).__name__}: {exc}"
+            self.registry.fail_import(task_id, reason)
+            return
+        finally:
+            if close is not None:
+                close()
+        lease.kill()
+        log.info("imported image %s: %d bytes", image_id, pipeline.size)
+        result = {
+            **pipeline.result(),
+            "location": stored.location,
+            "metadata": {**stored.metadata, "store": claim["store"]},
+        }
+        try:
+            self.registry.finish_import(task_id, result)
+        except (Gone, Conflict) as exc:
+            log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
+            backend.delete(stored.location)
+
+    # --- clean-up
+
+    @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
+    def delete_abandoned_staging(self, payload: dict) -> None:
+        """A stage or import whose replica died: its staged data goes too."""
+        if payload.get("staged"):
+            remove_staged(self.staging, payload["image_id"])
+
+    @event_handler("registry", "image.deleted", handler_type=SERVICE_POOL)
+    def delete_staged_data(self, payload: dict) -> None:
+        remove_staged(self.staging, payload["image_id"])
