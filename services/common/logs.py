@@ -15,6 +15,7 @@ service of the machine; ``log_dir`` alone gives each service its own file,
 from __future__ import annotations
 
 import logging
+import os
 
 from oslo_config import cfg
 from oslo_context import context as oslo_context
@@ -59,6 +60,9 @@ def setup_logging(conf: cfg.ConfigOpts, service: str) -> None:
             conf.set_default(name, fmt.replace("%(name)s", f"{service}:%(name)s"))
     if conf.log_dir and not conf.log_file:
         conf.set_override("log_file", f"tessera-{service}.log")
+    if conf.log_file and not conf.log_config_append:  # its directory, as data_dir's
+        path = os.path.join(conf.log_dir or "", conf.log_file)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     oslo_log.setup(conf, f"tessera-{service}", fix_eventlet=service != "api")
     logging.getLogger("nameko.containers").addFilter(ExpectedErrorFilter())
 

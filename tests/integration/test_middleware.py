@@ -216,6 +216,9 @@ def test_one_access_log_line_per_request(stack, api):
     assert f" len {len(resp.content)} " in line
     assert re.search(r" time \d+\.\d ms ", line)
     assert line.endswith(f"request_id {request_id}")
+    # oslo.log's context bracket: global id (none sent), local id, user, project
+    project = api.session.headers["X-Project-Id"]
+    assert f" api:tessera.access [None {request_id} test-user {project} " in line
 
 
 def test_access_log_of_a_download_counts_its_bytes(stack, api, image):
