@@ -219,9 +219,10 @@ def _location_change(url: str) -> ImageChange:
     return sized_location(ImageChange("add", ("locations", "-"), {"url": url, "metadata": {}}))
 
 
-def _upload(image_id: str, meta: dict) -> dict:
-    """The request body through v2's upload pipeline: decoded first when it is sent
-    base64 encoded, its MD5 checked against ``x-image-meta-checksum`` when given."""
+def _data_source(meta: dict) -> tuple[int | None, object]:
+    """(declared size, stream) of the request's image data, checked before the image is
+    touched: decoded as it is read when sent base64 encoded, its MD5 checked against
+    ``x-image-meta-checksum`` when given (stream None: the plain request body)."""
     declared = meta.get("size")
     encoding = (request.headers.get("Content-Transfer-Encoding") or "").strip().lower()
     stream = None
@@ -240,7 +241,12 @@ def _upload(image_id: str, meta: dict) -> dict:
         raise BadRequest(f"Unsupported Content-Transfer-Encoding: {encoding}")
     if meta.get("checksum"):
         stream = ChecksumReader(stream or request.stream, meta["checksum"])
-    image_data.store_image_data(image_id, size, stream)
+    return size, stream
+
+
+def _upload(image_id: str, source: tuple[int | None, object]) -> dict:
+    """The data through v2's upload pipeline; the image's record afterwards."""
+    image_data.store_image_data(image_id, *source)
     return call("registry", "get_image", image_id)
 
 
@@ -258,6 +264,7 @@ def create():
     meta = meta_from_headers(request.headers)
     has_data = _has_body()
     _check_request(meta, has_data)
+    source = _data_source(meta) if has_data else None
     attributes = _attributes(meta)
     if meta.get("id") is not None:
         attributes["id"] = meta["id"]
@@ -267,8 +274,8 @@ def create():
     record = call("registry", "create_image", new.to_wire())
     if location is not None:
         record = call("registry", "update_image", record["id"], [location.to_wire()])
-    elif has_data:
-        record = _upload(record["id"], meta)
+    elif source is not None:
+        record = _upload(record["id"], source)
     response = _image_response(record, 201)
     response.headers["Location"] = f"/v1/images/{record['id']}"
     return response
@@ -303,6 +310,7 @@ def update(image_id):
     meta = meta_from_headers(request.headers)
     has_data = _has_body()
     _check_request(meta, has_data)
+    source = _data_source(meta) if has_data else None
     current = call("registry", "get_image", image_id)
     for key in ("id", "status"):
         if meta.get(key) is not None and meta[key] != current[key]:
@@ -323,8 +331,8 @@ def update(image_id):
     record = current
     if changes:
         record = call("registry", "update_image", image_id, [c.to_wire() for c in changes])
-    if has_data:
-        record = _upload(image_id, meta)
+    if source is not None:
+        record = _upload(image_id, source)
     return _image_response(record, 200)
 
 
