@@ -343,6 +343,17 @@ class SwiftAIO:
             shutil.rmtree(self.data, ignore_errors=True)
             self.data = None
 
+    @contextlib.contextmanager
+    def paused(self, name: str = "proxy"):
+        """``name``'s server stopped (SIGSTOP) inside the block: requests to it hang, as
+        to a Swift that stalls, until the block ends (SIGCONT)."""
+        proc = self._procs[name]
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            proc.send_signal(signal.SIGCONT)
+
     # -- the work
     def _start(self, memcached: str | None) -> None:
         parent = _data_parent()

@@ -84,7 +84,10 @@ def upload_payload(record: dict) -> dict:
 
 
 def deleted_image_payload(record: dict) -> dict:
-    return {**image_payload(record), "status": "deleted", "deleted": True, "deleted_at": _isotime()}
+    """``image.delete``: the image as the delete left it, ``deleted`` or (delayed delete)
+    ``pending_delete``."""
+    status = "pending_delete" if record["status"] == "pending_delete" else "deleted"
+    return {**image_payload(record), "status": status, "deleted": True, "deleted_at": _isotime()}
 
 
 def member_payload(record: dict, deleted: bool = False) -> dict:

@@ -25,7 +25,8 @@ IMAGE_TRANSITIONS: dict[str, frozenset[str]] = {
     "active": frozenset({"deactivated", "deleted", "pending_delete"}),
     "deactivated": frozenset({"active", "deleted"}),
     "killed": frozenset({"deleted"}),
-    "pending_delete": frozenset({"deleted"}),
+    # back to active: tessera-manage scrubber restore (glance-scrubber --restore)
+    "pending_delete": frozenset({"deleted", "active"}),
     "deleted": frozenset(),
 }
 

@@ -16,7 +16,7 @@ from services.common.errors import Conflict, Duplicate, Forbidden, NotFound
 from services.common.image_attributes import check_format_change, is_attribute
 from services.common.property_protections import NO_PROTECTIONS, PropertyRules
 from services.common.states import check_image_transition
-from services.registry import access, locations
+from services.registry import access, locations, scrubbing, unified_limits
 from services.registry.models import (
     Image,
     ImageMember,
@@ -84,6 +84,7 @@ def create_image(
     tags = sorted(set(new.tags))
     check_quota("image properties", len(properties), conf.image_property_quota)
     check_quota("image tags", len(tags), conf.image_tag_quota)
+    unified_limits.enforce(session, conf, ctx.project_id, {unified_limits.IMAGE_COUNT_TOTAL: 1})
     now = utcnow()
     image = Image(
         id=image_id,
@@ -216,18 +217,25 @@ def change_status(session: Session, image_id: str, current: str, target: str, **
         raise Conflict(f"Image {image_id} is no longer {current}")
 
 
-def delete_image(session: Session, ctx: RequestContext, image_id: str) -> Image:
+def delete_image(
+    session: Session, ctx: RequestContext, image_id: str, delayed: bool = False
+) -> tuple[str, list[str]]:
+    """Returns the image's new status and the locations whose data is to be deleted now:
+    none when delayed delete (``delayed``) keeps the data of a ``pending_delete`` image
+    for the scrubber (services/registry/scrubbing.py)."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "delete_image", image)
     if image.protected:
         raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+    if delayed and scrubbing.mark_pending_delete(session, image):
+        return "pending_delete", []
     now = utcnow()
     change_status(session, image_id, image.status, "deleted", deleted=True, deleted_at=now)
     session.execute(delete(ImageTag).where(ImageTag.image_id == image_id))
     session.execute(delete(ImageProperty).where(ImageProperty.image_id == image_id))
     session.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
-    return image
+    return "deleted", [loc.value for loc in image.locations]
 
 
 def set_active(session: Session, ctx: RequestContext, image_id: str, active: bool) -> Image:

@@ -16,7 +16,15 @@ from services.common.notifications import (
     upload_payload,
 )
 from services.common.rpc import Context, Settings, rpc
-from services.registry import images, listing, members, quotas, uploads
+from services.registry import (
+    images,
+    listing,
+    members,
+    quotas,
+    scrubbing,
+    unified_limits,
+    uploads,
+)
 from services.registry.dependencies import Database
 from services.registry.import_rpc import ImportRpc
 from services.registry.members import member_record
@@ -133,15 +141,19 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
         with self.db.begin() as session:
             # the payload carries the properties and tags the delete removes
             record = self._snapshot(session, image_id, "image.delete")
-            image = images.delete_image(session, self.context, image_id)
-            locations = [loc.value for loc in image.locations]
+            status, locations = images.delete_image(
+                session, self.context, image_id, self.conf.delayed_delete
+            )
+        # with delayed delete the data stays for the scrubber (services/store/scrubber.py)
         self.dispatch("image.deleted", {"image_id": image_id, "locations": locations})
-        self._notify(record, "image.delete")
+        self._notify(record and {**record, "status": status}, "image.delete")
 
     # --- uploads: called by the store replica that moves the bytes
 
     @rpc
-    def begin_upload(self, image_id: str, upload_id: str, store: str) -> dict:
+    def begin_upload(
+        self, image_id: str, upload_id: str, store: str, size: int | None = None
+    ) -> dict:
         with self.db.begin() as session:
             claim = uploads.begin_upload(
                 session,
@@ -151,6 +163,7 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
                 upload_id,
                 store,
                 self.conf.store.upload_lease_seconds,
+                size,
             )
             record = self._snapshot(session, image_id, "image.update", "image.prepare")
         self.dispatch("image.updated", {"image_id": image_id})
@@ -197,6 +210,29 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
             self.dispatch("upload.abandoned", upload)
             self._notify(record, "image.update")
 
+    # --- delayed delete: called by the scrubber of the store replicas
+
+    @rpc
+    def claim_scrub(self, limit: int, after: list | None = None) -> dict:
+        """Claim images pending delete for longer than ``scrub_time``
+        (services/registry/scrubbing.py)."""
+        with self.db.begin() as session:
+            return scrubbing.claim_due(
+                session, self.conf.scrub_time, self.conf.store.scrub_lease_seconds, limit, after
+            )
+
+    @rpc
+    def renew_scrub(self, image_id: str, token: str) -> str:
+        with self.db.begin() as session:
+            return scrubbing.renew_claim(
+                session, image_id, token, self.conf.store.scrub_lease_seconds
+            )
+
+    @rpc
+    def finish_scrub(self, image_id: str, token: str, scrubbed: list) -> bool:
+        with self.db.begin() as session:
+            return scrubbing.finish(session, image_id, token, scrubbed)
+
     # --- deactivation
 
     @rpc
@@ -213,6 +249,11 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
     def list_members(self, image_id: str) -> list:
         with self.db.begin() as session:
             return [member_record(m) for m in members.list_members(session, self.context, image_id)]
+
+    @rpc
+    def shared_with(self, member_id: str) -> list:
+        with self.db.begin() as session:
+            return [member_record(m) for m in members.shared_with(session, self.context, member_id)]
 
     @rpc
     def get_member(self, image_id: str, member_id: str) -> dict:
@@ -251,4 +292,6 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
     @rpc
     def usage(self) -> dict:
         with self.db.begin() as session:
+            if self.conf.use_keystone_limits:
+                return unified_limits.usage(session, self.conf, self.context.project_id)
             return quotas.usage(session, self.context.project_id, self.conf)

@@ -37,6 +37,7 @@ IMAGE_ALLOWED = [
     ("deactivated", "deleted"),
     ("killed", "deleted"),
     ("pending_delete", "deleted"),
+    ("pending_delete", "active"),  # restore, as Glance
 ]
 TASK_ALLOWED = [
     ("pending", "processing"),
