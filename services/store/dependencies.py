@@ -3,6 +3,7 @@ address and its one-time transfer sessions."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -11,15 +12,20 @@ from urllib.parse import urlparse
 from nameko.extensions import DependencyProvider
 
 from services.common.config import filesystem_store_datadir, store_names
-from services.common.errors import BadRequest, NotFound
+from services.common.errors import BadRequest, NotFound, StoreUnavailable
 from services.store.backends.file import FileStore
+from services.store.backends.swift_config import BadSwiftConfig
 from services.store.dataport import DataHandler
+
+log = logging.getLogger(__name__)
 
 SESSION_TTL = 120  # seconds a one-time URL stays valid unused
 
 
-def build_backends(conf) -> dict:
-    """The enabled backends by name, from ``[glance_store] stores``."""
+def build_backends(conf, unusable: dict | None = None) -> dict:
+    """The enabled backends by name, from ``[glance_store] stores``. A store whose
+    configuration is incomplete is left out with an error logged (and its reason put in
+    ``unusable``), as glance_store disables it: the service still starts."""
     backends = {}
     for name in store_names(conf):  # unsupported names: warned about at start-up
         if name == "file":
@@ -31,14 +37,20 @@ def build_backends(conf) -> dict:
         elif name == "swift":
             from services.store.backends.swift_config import swift_store_from_config
 
-            backends["swift"] = swift_store_from_config(conf)
+            try:
+                backends["swift"] = swift_store_from_config(conf)
+            except BadSwiftConfig as exc:
+                log.error("the swift store cannot be used: %s", exc)
+                if unusable is not None:
+                    unusable["swift"] = str(exc)
     return backends
 
 
 class Backends:
-    def __init__(self, backends: dict, default: str):
+    def __init__(self, backends: dict, default: str, unusable: dict | None = None):
         self.by_name = backends
-        if default not in backends:
+        self.unusable = unusable or {}
+        if default not in backends and default not in self.unusable:
             raise ValueError(
                 f"default_store {default!r} is not among the enabled stores {sorted(backends)}"
             )
@@ -46,6 +58,13 @@ class Backends:
 
     @property
     def default(self):
+        """The store receiving uploads; StoreUnavailable when its configuration is not
+        usable (an upload is refused before the image is claimed)."""
+        if self.default_name in self.unusable:
+            raise StoreUnavailable(
+                f"The default store {self.default_name} cannot be used: "
+                f"{self.unusable[self.default_name]}"
+            )
         return self.by_name[self.default_name]
 
     def for_location(self, location: str):
@@ -59,7 +78,9 @@ class Backends:
 class StoreBackends(DependencyProvider):
     def setup(self):
         conf = self.container.config["TESSERA_CONF"]
-        self.backends = Backends(build_backends(conf), conf.glance_store.default_store)
+        unusable: dict = {}
+        backends = build_backends(conf, unusable)
+        self.backends = Backends(backends, conf.glance_store.default_store, unusable)
 
     def get_dependency(self, worker_ctx) -> Backends:
         return self.backends

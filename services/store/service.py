@@ -110,6 +110,7 @@ class StoreService(ImportWorker):
         """Claim the image for an upload (queued → saving) and answer the one-time URL
         on this replica's data port that takes the bytes."""
         upload_id = str(uuid.uuid4())
+        self.backends.default  # noqa: B018 - StoreUnavailable before the image is claimed
         claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name, size)
         if size is not None and size > claim["max_size"]:
             # the declared size is over what the project may still store: refused before
@@ -221,7 +222,7 @@ class StoreService(ImportWorker):
         length = session["length"]
         if length is None:
             length = backend.size(location) - offset
-        notice = SendNotice(self.notifier, session["send"], length, session.get("image_id"))
+        notice = SendNotice(self.notifier, session.get("send"), length, session.get("image_id"))
         if backend.local_files and length > 0:
             body = sendfile_body(
                 request.environ,
