@@ -127,3 +127,102 @@ def download_body(
             return
         remaining -= len(chunk)
         yield chunk
+
+
+def _sendfile(target: socket.socket, fd: int, offset: int, length: int, timeout: float) -> None:
+    """Send ``length`` bytes of the file ``fd`` from ``offset`` to ``target`` in the
+    kernel."""
+    while length > 0:
+        try:
+            sent = os.sendfile(target.fileno(), fd, offset, min(length, 16 << 20))
+        except BlockingIOError:
+            _wait(target, True, timeout)
+            continue
+        if sent == 0:
+            raise OSError("the file ended early")
+        offset, length = offset + sent, length - sent
+
+
+def file_body(
+    environ: dict, fd: int, offset: int, length: int, block: int, timeout: float
+) -> Iterator[bytes]:
+    """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
+    hit): the first block through the server (it sends the headers with it), the rest
+    with ``sendfile``. The caller closes ``fd`` when the response is closed."""
+    first = os.pread(fd, min(block, length), offset)
+    yield first
+    offset, length = offset + len(first), length - len(first)
+    target = _client_socket(environ)
+    if target is not None:
+        _sendfile(target, fd, offset, length, timeout)
+        return
+    while length > 0:
+        chunk = os.pread(fd, min(block, length), offset)
+        if not chunk:
+            return
+        offset, length = offset + len(chunk), length - len(chunk)
+        yield chunk
+
+
+def fill_body(
+    environ: dict, response, source: socket.socket, length: int, block: int, timeout: float, fill
+) -> Iterator[bytes]:
+    """Like ``download_body``, writing the bytes into the cache ``fill`` (a
+    services.cache.fill.Fill) on their way: past the first block they go from the store's
+    socket into the cache file (``splice``) and from there to the client (``sendfile``),
+    never entering Python. The caller finishes the fill once the body is sent
+    (``fill.written == length``); a body cut short aborts it."""
+    try:
+        first = response.read(min(block, length))
+        fill.write(first)
+        yield first
+        remaining = length - len(first)
+        target = _client_socket(environ)
+        if remaining > 0 and target is not None:
+            buffered = response.fp.peek(1)[:remaining]  # what http.client read ahead
+            if buffered:
+                chunk = response.fp.read(len(buffered))
+                fill.write(chunk)
+                yield chunk
+                remaining -= len(chunk)
+            _splice_through_file(source, target, fill, remaining, timeout)
+            return
+        while remaining > 0:
+            chunk = response.read(min(block, remaining))
+            if not chunk:
+                return
+            fill.write(chunk)
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        if fill.written != length:
+            fill.abort()
+
+
+def _splice_through_file(source: socket.socket, target: socket.socket, fill, length, timeout):
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        while length > 0:
+            try:
+                moved = os.splice(source.fileno(), write_end, min(length, PIPE_SIZE))
+            except BlockingIOError:
+                try:
+                    _wait(source, False, timeout)
+                except TimeoutError as exc:
+                    raise SourceBroken(str(exc)) from exc
+                continue
+            except OSError as exc:
+                raise SourceBroken(str(exc)) from exc
+            if moved == 0:
+                raise SourceBroken("the sending side closed the connection early")
+            start, left = fill.written, moved
+            while left:
+                done = os.splice(read_end, fill.fd, left, offset_dst=fill.written)
+                fill.written += done
+                left -= done
+            _sendfile(target, fill.fd, start, moved, timeout)
+            length -= moved
+    finally:
+        os.close(read_end)
+        os.close(write_end)

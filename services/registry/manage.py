@@ -50,7 +50,7 @@ def db_version(engine) -> str:
 
 
 # modules with an ``add_commands(subparsers)`` of their own (besides ``db`` below)
-COMMAND_GROUPS: list[str] = []
+COMMAND_GROUPS: list[str] = ["services.registry.scrubbing", "services.cache.manage"]
 
 
 def _db_version(conf, _args) -> None:
