@@ -85,7 +85,8 @@ def test_a_property_the_caller_cannot_read_does_not_exist_for_it(session, conf, 
     with pytest.raises(Conflict, match=r"^Property x_secret_b does not exist\.$"):
         apply(session, conf, image.id, ("remove", "/x_secret_b"))
     # an 'add' of it is a create (members may create x_secret_*), even in the v2.0 media
-    # type where an 'add' of a present property is a conflict: Glance lets it overwrite
+    # type where an 'add' of a present property is a conflict: what Glance 33's proxy
+    # means (its save then fails with a KeyError, a 500; README "Property protections")
     assert (
         apply(session, conf, image.id, ("add", "/x_secret_b", "new"), media=V20)["x_secret_b"]
         == "new"
