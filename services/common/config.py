@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 from oslo_limit import opts as limit_opts
 from oslo_middleware import cors, http_proxy_to_wsgi
@@ -469,9 +470,18 @@ def build_config() -> cfg.ConfigOpts:
     logs.register_options(conf)  # oslo.log's: debug, log_file, log_dir, use_json, ...
     for group, opts in policy_opts.list_opts():  # [oslo_policy], read by oslo.policy's Enforcer
         conf.register_opts(opts, group=group)
-    # [oslo_limit]: the endpoint and keystoneauth options of unified limits
-    limit_opts.register_opts(conf)
+    register_limit_opts(conf)
     return conf
+
+
+def register_limit_opts(conf: cfg.ConfigOpts) -> None:
+    """``[oslo_limit]`` (unified limits): oslo.limit's endpoint options, and keystoneauth's
+    session, adapter and auth options, which oslo.limit's own ``register_opts`` puts on the
+    process-global ``cfg.CONF`` only. The auth plugin's options join when it is loaded."""
+    limit_opts.register_opts(conf)
+    ks_loading.register_session_conf_options(conf, "oslo_limit")
+    ks_loading.register_adapter_conf_options(conf, "oslo_limit", include_deprecated=False)
+    ks_loading.register_auth_conf_options(conf, "oslo_limit")
 
 
 def set_cors_defaults() -> None:

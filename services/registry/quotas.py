@@ -36,7 +36,8 @@ def space_left(session: Session, owner: str | None, conf) -> int:
     """Bytes the owner may still upload: image_size_cap, and what the storage quota
     leaves."""
     limit = conf.image_size_cap
-    quota = parse_quota(conf.user_storage_quota)
+    # with unified limits, Keystone's limits replace user_storage_quota (as in Glance)
+    quota = 0 if conf.use_keystone_limits else parse_quota(conf.user_storage_quota)
     if quota:
         used = (
             session.scalar(

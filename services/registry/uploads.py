@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Gone, InvalidTransition
-from services.registry import access, imports
+from services.registry import access, imports, unified_limits
 from services.registry.images import change_status, get_visible
 from services.registry.models import Image, ImageLocation, ImageUpload, Task, utcnow
 from services.registry.quotas import space_left
@@ -25,19 +25,23 @@ def begin_upload(
     upload_id: str,
     store: str,
     lease_seconds: int,
+    size: int | None = None,
 ) -> dict:
     """Claim the image for one upload: queued → saving, with a lease. Returns what the
-    store needs to check the bytes."""
+    store needs to check the bytes. ``size`` is the declared size, when there is one."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "upload_image", image)
     if image.status != "queued":
         raise Conflict(
             f"Image {image_id} is {image.status}: data can only be uploaded to a queued image."
         )
+    unified_limits.enforce_upload(session, conf, ctx.project_id, size)
     try:
         change_status(session, image_id, "queued", "saving")
     except (Conflict, InvalidTransition):
         raise Conflict(f"Image {image_id} is already being uploaded.") from None
+    # the image now counts as uploading; a refusal rolls the claim back (still queued)
+    unified_limits.enforce_uploading(session, conf, ctx.project_id)
     now = utcnow()
     session.add(
         ImageUpload(
