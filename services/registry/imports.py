@@ -194,6 +194,14 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
     tasks.change_status(session, task_id, "pending", "processing")
     upload = _claimed(session, task.image_id, task_id)
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    # the staged size leaves the quota's count while the import runs (the image counts
+    # with its stored size once active; a failed import leaves it queued without one)
+    session.execute(
+        update(Image)
+        .where(Image.id == task.image_id)
+        .values(size=None)
+        .execution_options(synchronize_session=False)
+    )
     image = session.get(Image, task.image_id)
     task_input = json.loads(task.input or "{}")
     method = (task_input.get("import_req") or {}).get("method") or {}

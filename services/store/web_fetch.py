@@ -26,6 +26,7 @@ from services.common.url_filter import Target, UrlFilter, UrlRefused
 MAX_REDIRECTS = 5
 TIMEOUT = 60  # seconds a source may stay silent
 REDIRECTS = (301, 302, 303, 307, 308)
+FILL = 1 << 20  # bytes a read waits for, at most
 
 
 class SourceError(BadRequest):
@@ -113,6 +114,22 @@ def _guarded(read: Callable[[memoryview], int], url: str) -> Callable[[memoryvie
     return readinto
 
 
+def _filling(readinto1: Callable[[memoryview], int]) -> Callable[[memoryview], int]:
+    """Read what the socket has, until at least FILL bytes (or the buffer is full, or
+    the body ends): large chunks for the pipeline, and progress from a slow source."""
+
+    def readinto(buffer: memoryview) -> int:
+        got, want = 0, min(len(buffer), FILL)
+        while got < want:
+            count = readinto1(buffer[got:])
+            if not count:
+                break
+            got += count
+        return got
+
+    return readinto
+
+
 def open_source(url: str, url_filter: UrlFilter, timeout: float = TIMEOUT) -> Source:
     """Connect, follow redirects (each hop filtered), and answer the body's reader.
     Raises UrlRefused (a hop the filter refuses) or SourceError."""
@@ -132,7 +149,7 @@ def open_source(url: str, url_filter: UrlFilter, timeout: float = TIMEOUT) -> So
         if resp.chunked or resp.length is None:
             reader = resp.readinto  # de-chunked, or read to the close
         else:
-            reader = resp.fp.readinto  # past the length too: see the module's note
+            reader = _filling(resp.fp.readinto1)  # past the length too: the module's note
 
         def close(resp=resp, conn=conn):
             resp.close()

@@ -1,0 +1,421 @@
+"""Interoperable import on a real stack (SQLite and MariaDB): discovery, glance-direct
+(stage + import), web-download from a web server on loopback (allowed by this stack's
+[import_filtering_opts]), the import lock, tasks and their progress, and the hostile
+cases: filtered hops, lying sizes, unsafe content, a store replica killed mid-import."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import psutil
+import pytest
+
+from tests.conftest import Api
+from tests.integration.test_image_data import MiB, wait_for
+from tests.integration.test_images_api import error_of
+from tests.integration.test_store_replicas import store_consumers, store_pids
+from tests.stack import MysqlDatabase, Stack, free_port
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+class Source(http.server.BaseHTTPRequestHandler):
+    """The web-download sources: ``/data/<name>`` (``files``), ``/redirect?to=<url>``,
+    ``/long/<name>`` and ``/short/<name>`` (a Content-Length that lies), ``/slow/<name>``
+    (the first MiB, then the rest once ``release`` is set)."""
+
+    protocol_version = "HTTP/1.1"
+    files: dict[str, bytes] = {}
+    release = threading.Event()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        parts = urlsplit(self.path)
+        kind, _, name = parts.path.strip("/").partition("/")
+        if kind == "redirect":
+            self.send_response(302)
+            self.send_header("Location", parse_qs(parts.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = self.files.get(name)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            if kind == "long":
+                self.wfile.write(data + os.urandom(4096))
+            elif kind == "short":
+                self.wfile.write(data[: len(data) // 2])
+            elif kind == "slow":
+                self.wfile.write(data[:MiB])
+                self.wfile.flush()
+                self.release.wait(30)
+                self.wfile.write(data[MiB:])
+            else:
+                self.wfile.write(data)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+@pytest.fixture(scope="module")
+def web():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Source)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    Source.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mysql"])
+def importing(request, web, tmp_path_factory):
+    """A stack allowing web-download from the loopback web server, with a short lease."""
+    database = MysqlDatabase() if request.param == "mysql" else None
+    stack = Stack(
+        tmp_path_factory.mktemp(f"import-{request.param}"),
+        database_url=database.url if database else None,
+        sections={
+            "DEFAULT": {"image_size_cap": 16 * MiB},
+            "store": {"upload_lease_seconds": 3},
+            "import_filtering_opts": {
+                "allowed_hosts": "127.0.0.1",
+                "allowed_ports": urlsplit(web).port,
+            },
+        },
+    ).start()
+    stack.database = request.param
+    yield stack
+    stack.cleanup()
+    if database:
+        database.delete()
+
+
+@pytest.fixture
+def iapi(importing):
+    return Api(importing.url, project=f"imp-{uuid.uuid4().hex[:8]}")
+
+
+def new_image(api, **extra) -> str:
+    body = {"name": "imp", "disk_format": "raw", "container_format": "bare", **extra}
+    return api.create(**body)["id"]
+
+
+def serve(data: bytes) -> str:
+    name = uuid.uuid4().hex
+    Source.files[name] = data
+    return name
+
+
+def web_import(api, image_id: str, uri: str):
+    return api.post(
+        f"/v2/images/{image_id}/import", json={"method": {"name": "web-download", "uri": uri}}
+    )
+
+
+def settled(api, image_id: str) -> dict:
+    """The image once its import ended (active, or queued again)."""
+    wait_for(
+        lambda: api.get(f"/v2/images/{image_id}").json()["status"] in ("active", "queued"),
+        timeout=30,
+        what=f"the import of {image_id} to end",
+    )
+    return api.get(f"/v2/images/{image_id}").json()
+
+
+def tasks_of(api, image_id: str) -> list:
+    resp = api.get(f"/v2/images/{image_id}/tasks")
+    assert resp.status_code == 200, resp.text
+    return resp.json()["tasks"]
+
+
+def leftovers(stack, image_id: str) -> list:
+    return list(stack.datadir.glob(f"{image_id}*")) + list(
+        (stack.workdir / "data" / "staging").glob(f"{image_id}*")
+    )
+
+
+def assert_failed(stack, api, image_id: str, *words: str) -> dict:
+    image = settled(api, image_id)
+    assert image["status"] == "queued"
+    assert image["os_glance_failed_import"] == "file"
+    assert "os_glance_import_task" not in image and "os_glance_importing_to_stores" not in image
+    (task,) = tasks_of(api, image_id)
+    assert task["status"] == "failure" and task["expires_at"]
+    for word in words:
+        assert word in task["message"], task["message"]
+    wait_for(lambda: not leftovers(stack, image_id), what="no data left behind")
+    return task
+
+
+def test_discovery(importing, iapi):
+    assert iapi.get("/v2/info/import").json() == {
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": ["glance-direct", "web-download"],  # copy-image: not implemented
+        }
+    }
+    resp = iapi.post("/v2/images", json={"name": "h"})
+    assert resp.headers["OpenStack-image-import-methods"] == "glance-direct,web-download"
+    assert "copy-image" in importing.logs() and "does not implement" in importing.logs()
+
+
+def test_glance_direct(importing, iapi):
+    data = os.urandom(3 * MiB + 5)
+    image_id = new_image(iapi)
+    error_of(
+        iapi.post(f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}), 409
+    )
+    resp = iapi.put(f"/v2/images/{image_id}/stage", data=data, headers=OCTETS)
+    assert resp.status_code == 204, resp.text
+    staged = iapi.get(f"/v2/images/{image_id}").json()
+    assert (staged["status"], staged["size"]) == ("uploading", len(data))
+    assert (importing.workdir / "data" / "staging" / image_id).stat().st_size == len(data)
+    error_of(iapi.put(f"/v2/images/{image_id}/stage", data=b"x", headers=OCTETS), 409)
+    resp = iapi.post(f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}})
+    assert resp.status_code == 202, resp.text
+    # a second import while (or after) the first runs: the image is no longer staged
+    error_of(
+        iapi.post(f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}), 409
+    )
+    image = settled(iapi, image_id)
+    assert image["status"] == "active"
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert not any(k.startswith("os_glance") for k in image)
+    assert iapi.get(f"/v2/images/{image_id}/file").content == data
+    (task,) = tasks_of(iapi, image_id)
+    assert task["type"] == "api_image_import" and task["status"] == "success"
+    assert task["result"] == {"image_id": image_id} and task["bytes_done"] == len(data)
+    assert task["input"]["import_req"] == {"method": {"name": "glance-direct"}}
+    assert task["owner"] == iapi.project and task["user_id"] == "test-user"
+    assert not list((importing.workdir / "data" / "staging").glob(f"{image_id}*"))
+
+
+def test_stage_refusals_leave_nothing_staged(importing, iapi, web, tmp_path):
+    from tests.integration.test_image_formats import qemu_img
+
+    qemu_img(tmp_path, "qcow2", "64M")
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", "disk.qcow2", "-F", "qcow2", "o.qcow2"],
+        check=True,
+        cwd=tmp_path,
+    )
+    image_id = new_image(iapi, disk_format="qcow2")
+    body = (tmp_path / "o.qcow2").read_bytes()
+    assert "backing file" in error_of(
+        iapi.put(f"/v2/images/{image_id}/stage", data=body, headers=OCTETS), 415
+    )
+    assert iapi.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+    error_of(
+        iapi.put(f"/v2/images/{image_id}/stage", data=os.urandom(17 * MiB), headers=OCTETS), 413
+    )
+    wait_for(lambda: not leftovers(importing, image_id), what="no staged data")
+    # the same content by web-download fails its task the same way
+    error_of(web_import(iapi, image_id, "http://127.0.0.1:1/x"), 400)  # port not allowed
+    image_id = new_image(iapi, disk_format="qcow2")
+    assert web_import(iapi, image_id, f"{web}/data/{serve(body)}").status_code == 202
+    assert_failed(importing, iapi, image_id, "backing file")
+
+
+def test_web_download(importing, iapi, web):
+    data = os.urandom(2 * MiB + 7)
+    image_id = new_image(iapi)
+    url = f"{web}/redirect?to={web}/data/{serve(data)}"  # a redirect to an allowed host
+    assert web_import(iapi, image_id, url).status_code == 202
+    image = settled(iapi, image_id)
+    assert image["status"] == "active" and image["size"] == len(data)
+    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    (task,) = tasks_of(iapi, image_id)
+    assert task["status"] == "success" and task["bytes_done"] == len(data)
+    error_of(web_import(iapi, image_id, url), 409)  # active
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/image",
+        "http://127.0.0.2:{port}/data/x",  # loopback, but not the allowed host
+        "file:///etc/passwd",
+        "ftp://127.0.0.1:{port}/x",
+    ],
+)
+def test_redirect_to_a_refused_url(importing, iapi, web, target):
+    image_id = new_image(iapi)
+    target = target.format(port=urlsplit(web).port)
+    assert web_import(iapi, image_id, f"{web}/redirect?to={target}").status_code == 202
+    assert_failed(importing, iapi, image_id, "does not pass filtering")
+
+
+@pytest.mark.parametrize("kind", ["long", "short"])
+def test_a_body_lying_about_its_size(importing, iapi, web, kind):
+    image_id = new_image(iapi)
+    assert web_import(iapi, image_id, f"{web}/{kind}/{serve(os.urandom(MiB))}").status_code == 202
+    assert_failed(importing, iapi, image_id)
+
+
+def test_size_cap(importing, iapi, web):
+    image_id = new_image(iapi)
+    assert (
+        web_import(iapi, image_id, f"{web}/data/{serve(os.urandom(17 * MiB))}").status_code == 202
+    )
+    assert_failed(importing, iapi, image_id, "exceeds")
+
+
+def test_import_errors(importing, iapi, web):
+    image_id = new_image(iapi)
+    path = f"/v2/images/{image_id}/import"
+    assert "'method'" in error_of(iapi.post(path, json={}), 400)
+    assert "'name'" in error_of(iapi.post(path, json={"method": {}}), 400)
+    assert "copy-image" in error_of(iapi.post(path, json={"method": {"name": "copy-image"}}), 400)
+    assert "boolean" in error_of(
+        iapi.post(path, json={"method": {"name": "web-download"}, "all_stores": "yes"}), 400
+    )
+    error_of(iapi.post(path, json={"method": {"name": "web-download"}}), 400)  # no uri
+    other = Api(importing.url, project="someone-else")
+    error_of(other.post(path, json={"method": {"name": "glance-direct"}}), 404)
+    formatless = iapi.create(name="no-format")["id"]
+    assert "container_format" in error_of(web_import(iapi, formatless, f"{web}/data/x"), 409)
+
+
+def test_lock_and_progress_while_importing(importing, iapi, web):
+    data = os.urandom(3 * MiB)
+    image_id = new_image(iapi)
+    Source.release.clear()
+    try:
+        assert web_import(iapi, image_id, f"{web}/slow/{serve(data)}").status_code == 202
+
+        def running():
+            tasks = tasks_of(iapi, image_id)
+            return tasks and tasks[0]["status"] == "processing" and tasks[0].get("bytes_done")
+
+        wait_for(running, timeout=30, what="progress of the running task")
+        shown = iapi.get(f"/v2/images/{image_id}").json()
+        assert shown["status"] == "importing"
+        assert shown["os_glance_import_task"] == tasks_of(iapi, image_id)[0]["id"]
+        assert "Copied" in tasks_of(iapi, image_id)[0]["message"]
+        error_of(web_import(iapi, image_id, f"{web}/data/{serve(data)}"), 409)
+        error_of(iapi.put(f"/v2/images/{image_id}/stage", data=b"x", headers=OCTETS), 409)
+        error_of(iapi.put(f"/v2/images/{image_id}/file", data=b"x", headers=OCTETS), 409)
+    finally:
+        Source.release.set()
+    assert settled(iapi, image_id)["status"] == "active"
+
+
+def test_delete_of_a_staged_image_removes_its_staged_data(importing, iapi):
+    image_id = new_image(iapi)
+    assert (
+        iapi.put(f"/v2/images/{image_id}/stage", data=b"z" * 1000, headers=OCTETS).status_code
+        == 204
+    )
+    assert leftovers(importing, image_id)
+    assert iapi.delete(f"/v2/images/{image_id}").status_code == 204
+    wait_for(lambda: not leftovers(importing, image_id), what="the staged data to go")
+
+
+def test_replica_killed_mid_import(importing, iapi, web):
+    """The replica running an import dies: the import is given up when its lease
+    lapses (queued, os_glance_failed_import, task failure) and its data removed."""
+    if importing.database != "sqlite":
+        pytest.skip("once is enough")
+    importing.start_service("store")
+    wait_for(lambda: store_consumers(importing) == 2, timeout=60, what="two store replicas")
+    image_id = new_image(iapi)
+    Source.release.clear()
+    try:
+        assert (
+            web_import(iapi, image_id, f"{web}/slow/{serve(os.urandom(3 * MiB))}").status_code
+            == 202
+        )
+        wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
+        writer = next(
+            p
+            for p in map(psutil.Process, store_pids(importing))
+            if any(f.path.startswith(str(importing.datadir / image_id)) for f in p.open_files())
+        )
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        Source.release.set()
+    task = assert_failed(importing, iapi, image_id, "lease")
+    assert task["status"] == "failure"
+    importing.extra = [p for p in importing.extra if p.pid != writer.pid]
+    if len(store_pids(importing)) < 2:
+        importing.start_service("store")
+    # the image can be imported again
+    data = os.urandom(MiB)
+    assert web_import(iapi, image_id, f"{web}/data/{serve(data)}").status_code == 202
+    assert settled(iapi, image_id)["checksum"] == hashlib.md5(data).hexdigest()
+
+
+def test_tasks_api(importing, iapi, web):
+    admin = Api(importing.url, project=iapi.project, roles="admin,member,reader")
+    body = {
+        "type": "import",
+        "input": {
+            "import_from": f"{web}/data/{serve(b'legacy' * 1000)}",
+            "import_from_format": "raw",
+            "image_properties": {"name": "legacy", "container_format": "bare"},
+        },
+    }
+    assert "tasks_api_access" in error_of(iapi.post("/v2/tasks", json=body), 403)
+    error_of(iapi.get("/v2/tasks"), 403)
+    resp = admin.post("/v2/tasks", json=body)
+    assert resp.status_code == 201, resp.text
+    task = resp.json()
+    assert resp.headers["Location"] == f"/v2/tasks/{task['id']}"
+    assert (task["type"], task["status"], task["input"]) == ("import", "pending", body["input"])
+    wait_for(
+        lambda: admin.get(f"/v2/tasks/{task['id']}").json()["status"] == "success",
+        timeout=30,
+        what="the legacy import",
+    )
+    done = admin.get(f"/v2/tasks/{task['id']}").json()
+    image = admin.get(f"/v2/images/{done['result']['image_id']}").json()
+    assert (image["name"], image["status"], image["size"]) == ("legacy", "active", 6000)
+    listed = admin.get("/v2/tasks?type=import&limit=1").json()
+    assert listed["tasks"][0]["id"] == task["id"] and "input" not in listed["tasks"][0]
+    assert listed["schema"] == "/v2/schemas/tasks" and "next" in listed
+    error_of(admin.get("/v2/tasks?status=bogus"), 400)
+    error_of(admin.get("/v2/tasks?marker=nope"), 400)
+    error_of(admin.get(f"/v2/tasks/{uuid.uuid4()}"), 404)
+    assert admin.delete(f"/v2/tasks/{task['id']}").status_code == 405
+    bad = {**body, "input": {**body["input"], "import_from": "http://169.254.169.254/"}}
+    assert "filtering" in error_of(admin.post("/v2/tasks", json=bad), 400)
+    schema = admin.get("/v2/schemas/task").json()
+    assert schema["name"] == "task" and "bytes_done" in schema["properties"]
+    assert admin.get("/v2/schemas/tasks").json()["name"] == "tasks"
+
+
+def test_filtered_by_default_at_import(stack, api):
+    """With Glance's default filter (the shared stack): 400 at /import."""
+    image_id = new_image(api)
+    for uri in (
+        "http://127.0.0.1/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/x",
+        "http://192.168.0.1/x",
+        "file:///etc/passwd",
+        "ftp://example.com/x",
+        "http://example.com:8080/x",
+        "http://2130706433/x",
+    ):
+        assert "does not pass filtering" in error_of(web_import(api, image_id, uri), 400), uri
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
