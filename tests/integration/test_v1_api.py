@@ -174,6 +174,12 @@ def test_update_purges_properties_and_uploads_to_a_queued_image(api):
     assert (image["status"], image["size"], image["checksum"]) == ("active", 4, good)
     assert image["properties"] == {"a": "3", "c": "4"}  # an upload purges nothing
 
+    # a deactivated image's data is refused, as v1 did
+    assert api.post(f"/v2/images/{image_id}/actions/deactivate").status_code == 204
+    assert "deactivated" in v1_error(api.get(path), 403)
+    assert api.post(f"/v2/images/{image_id}/actions/reactivate").status_code == 204
+    assert api.get(path).content == b"data"
+
     assert "unqueued" in v1_error(api.put(path, data=b"more", headers=OCTETS), 409)
     assert "status" in v1_error(api.put(path, headers={"x-image-meta-status": "queued"}), 403)
     assert "size" in v1_error(api.put(path, headers={"x-image-meta-size": "99"}), 403)
@@ -319,6 +325,11 @@ def test_error_paths_never_500(api, other_api):
             400,
             "x-image-meta-size",
         ),
+        (
+            api.post("/v1/images", headers={"x-image-meta-location": "http://example.com/x"}),
+            403,
+            "locations",
+        ),
         (api.get(f"/v1/images/{uuid.uuid4()}"), 404, "No image"),
         (api.put(f"/v1/images/{uuid.uuid4()}", headers={"x-image-meta-name": "x"}), 404, ""),
         (api.request("HEAD", f"/v1/images/{uuid.uuid4()}"), 404, ""),
@@ -343,3 +354,44 @@ def test_error_paths_never_500(api, other_api):
     assert "protected" in v1_error(api.delete(path), 403).lower()
     api.put(path, headers={"x-image-meta-protected": "false"})
     assert api.delete(path).status_code == 200 and api.delete(path).status_code == 404
+
+
+def test_python_glanceclient_v1(stack, other_api, tmp_path):
+    """python-glanceclient's own v1 client (still shipped in glanceclient 4): create with
+    a file (sent chunked, with x-image-meta-size), get (HEAD), data, list, update,
+    members and shared images, delete."""
+    from glanceclient import exc
+    from glanceclient.v1.client import Client
+
+    glance = Client(endpoint=stack.url, token="unused-in-development-auth")
+    path = tmp_path / "disk.raw"
+    path.write_bytes(b"glanceclient v1 " * 4096)
+    with path.open("rb") as data:
+        image = glance.images.create(
+            name="gc-v1",
+            disk_format="raw",
+            container_format="bare",
+            data=data,
+            properties={"os_distro": "cirros"},
+        )
+    assert image.status == "active" and image.size == path.stat().st_size
+    shown = glance.images.get(image.id)
+    assert shown.checksum == hashlib.md5(path.read_bytes()).hexdigest()
+    assert shown.properties == {"os_distro": "cirros"} and shown.is_public is False
+    assert b"".join(glance.images.data(image.id)) == path.read_bytes()
+    assert image.id in {i.id for i in glance.images.list(filters={"name": "gc-v1"})}
+
+    updated = glance.images.update(image.id, name="gc-v1-renamed", properties={"a": "b"})
+    assert updated.name == "gc-v1-renamed"  # glanceclient keeps properties (no purge)
+    assert updated.properties == {"os_distro": "cirros", "a": "b"}
+
+    glance.image_members.create(image.id, other_api.project)
+    assert [m.member_id for m in glance.image_members.list(image=image.id)] == [other_api.project]
+    shares = glance.image_members.list(member=other_api.project)
+    assert [m.image_id for m in shares] == [image.id]
+    glance.image_members.delete(image.id, other_api.project)
+    assert glance.image_members.list(image=image.id) == []
+
+    glance.images.delete(image.id)
+    with pytest.raises(exc.HTTPNotFound):
+        glance.images.get(image.id)
