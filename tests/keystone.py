@@ -275,9 +275,14 @@ def _die_with_parent() -> None:
 class Keystone:
     """One Keystone (uWSGI, SQLite, fernet) on a free loopback port, seeded for Glance."""
 
-    def __init__(self, basedir: Path | str | None = None, processes: int = 1):
+    def __init__(
+        self, basedir: Path | str | None = None, processes: int = 1, domain_name: str = DOMAIN
+    ):
+        """``domain_name``: the name of the default domain (id ``default``), e.g. the
+        install guides' ``default``: Keystone on SQLite compares names case-sensitively."""
         self.basedir = basedir
         self.processes = processes
+        self.domain_name = domain_name
         self.workdir: Path | None = None
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
@@ -305,8 +310,8 @@ class Keystone:
             "username": account.username,
             "password": account.password,
             "project_name": account.project,
-            "user_domain_name": DOMAIN,
-            "project_domain_name": DOMAIN,
+            "user_domain_name": self.domain_name,
+            "project_domain_name": self.domain_name,
             "region_name": REGION,
             "identity_api_version": "3",
         }
@@ -337,8 +342,8 @@ class Keystone:
                 username=creds["username"],
                 password=creds["password"],
                 project_name=creds["project_name"],
-                user_domain_name=DOMAIN,
-                project_domain_name=DOMAIN,
+                user_domain_id="default",  # the id: a renamed domain keeps it
+                project_domain_id="default",
             )
             self._sessions[name] = ks_session.Session(auth=auth)
         return self._sessions[name]
@@ -354,8 +359,8 @@ class Keystone:
             "www_authenticate_uri": self.url,
             "auth_url": self.url,
             "auth_type": "password",
-            "project_domain_name": DOMAIN,
-            "user_domain_name": DOMAIN,
+            "project_domain_name": self.domain_name,
+            "user_domain_name": self.domain_name,
             "project_name": glance.project,
             "username": glance.username,
             "password": glance.password,
@@ -450,6 +455,8 @@ class Keystone:
         return resp.json() if resp.content else {}
 
     def _seed(self, image_url: str) -> None:
+        if self.domain_name != DOMAIN:
+            self._admin("PATCH", "/domains/default", domain={"name": self.domain_name})
         roles = {r["name"]: r["id"] for r in self._admin("GET", "/roles")["roles"]}
         for role in ("admin", "member", "reader"):
             if role not in roles:

@@ -82,6 +82,7 @@ class Stack:
         transport_url: str | None = None,
         database_url: str | None = None,
         sections: dict | None = None,
+        config_files: tuple = (),
         **extra_default,
     ):
         """Without a ``transport_url`` the stack gets a RabbitMQ vhost of its own, removed
@@ -107,9 +108,15 @@ class Stack:
             database={"connection": database_url},
             **sections,
         )
+        #: ``--config-file`` after the stack's own (later files win, as in oslo.config)
+        self.config_files = [self.config, *config_files]
         self.extra: list[subprocess.Popen] = []
         self.log = workdir / "stack.log"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def config_args(self) -> list[str]:
+        return [arg for path in self.config_files for arg in ("--config-file", str(path))]
 
     #: A path that answers 200 once the stack serves (no token needed in Keystone mode).
     ready_path = "/v2/images?limit=1"
@@ -122,7 +129,7 @@ class Stack:
         from services.common.errors import ServiceUnavailable
 
         # the stack's own broker settings: every host, TLS, heartbeats
-        client = RpcClient.from_config(load_config(["--config-file", str(self.config)]))
+        client = RpcClient.from_config(load_config(self.config_args))
         client.timeout = 5
         try:
             return all(
@@ -138,7 +145,7 @@ class Stack:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.stack", "--config-file", str(self.config)],
+                [sys.executable, "-m", "services.stack", *self.config_args],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -169,7 +176,7 @@ class Stack:
         """One more replica of a service (e.g. a second store), beside tessera-run."""
         with open(self.workdir / f"{name}-{len(self.extra)}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "services.launch", name, "--config-file", str(self.config)],
+                [sys.executable, "-m", "services.launch", name, *self.config_args],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

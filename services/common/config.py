@@ -336,7 +336,10 @@ image_cache_opts = [
 
 # The [cache] spellings of some install guides, accepted beside Glance's own options.
 cache_opts = [
-    cfg.BoolOpt("enabled", default=False, help="Turn the image cache on."),
+    # oslo.cache's own [cache] enabled, option for option: keystonemiddleware registers
+    # oslo.cache's options on this ConfigOpts in Keystone mode, and an option of the same
+    # name that differs (even in help) is a DuplicateOptError that stops the gateway.
+    cfg.BoolOpt("enabled", default=False, help="Global toggle for caching."),
     cfg.StrOpt("directory", help="Image cache directory (as [DEFAULT] image_cache_dir)."),
     cfg.StrOpt(
         "image_cache_size",
@@ -443,6 +446,23 @@ task_opts = [
 ]
 
 
+# The gateway's Prometheus metrics (services/api/metrics.py); beyond Glance.
+metrics_opts = [
+    cfg.BoolOpt(
+        "enabled",
+        default=True,
+        help="Serve Prometheus metrics at /metrics on the API port (without a token, as "
+        "/healthcheck) and record them.",
+    ),
+    cfg.ListOpt(
+        "allowed_source_ranges",
+        default=[],
+        help="Addresses (CIDR) that may read /metrics, e.g. 10.0.0.0/8,127.0.0.1/32; "
+        "empty: anyone who reaches the API port.",
+    ),
+]
+
+
 def build_config() -> cfg.ConfigOpts:
     """A fresh ConfigOpts with every Tessera option registered (nothing parsed yet)."""
     conf = cfg.ConfigOpts()
@@ -468,6 +488,7 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(http_proxy_to_wsgi.OPTS, group="oslo_middleware")
     conf.register_opts(healthcheck_opts.HEALTHCHECK_OPTS, group="healthcheck")
     logs.register_options(conf)  # oslo.log's: debug, log_file, log_dir, use_json, ...
+    conf.register_opts(metrics_opts, group="metrics")
     for group, opts in policy_opts.list_opts():  # [oslo_policy], read by oslo.policy's Enforcer
         conf.register_opts(opts, group=group)
     register_limit_opts(conf)
