@@ -194,6 +194,7 @@ def test_a_deleted_image_is_hidden_and_its_data_kept(scrub_stack, sapi, objects)
     assert sapi.delete(f"/v2/images/{image_id}").status_code == 404
     listed = sapi.get("/v2/images").json()["images"]
     assert image_id not in {i["id"] for i in listed}
+    assert sapi.get("/v2/images?status=pending_delete").json()["images"] == []
     assert db_row(scrub_stack, image_id) == ("pending_delete", True)
     assert location_statuses(scrub_stack, image_id) == ["pending_delete"]
     assert objects(image_id) == [image_id]
