@@ -104,6 +104,16 @@ def scrub_image(registry, backends, claim: dict, lease_seconds: int) -> bool:
     return done
 
 
+def _scrub_one(registry, backends, claim: dict, lease_seconds: int) -> bool:
+    """scrub_image, where anything unexpected (the registry gone mid-scrub) fails this
+    image only: its claim lapses and a later run finishes it."""
+    try:
+        return scrub_image(registry, backends, claim, lease_seconds)
+    except Exception:  # noqa: BLE001 - the run goes on with the other images
+        log.exception("scrubbing image %s failed; a later run resumes it", claim["image_id"])
+        return False
+
+
 def run(registry, backends, conf) -> int:
     """One scrubber run over every image due; returns how many this replica scrubbed."""
     pool = eventlet.GreenPool(conf.scrub_pool_size)
@@ -111,7 +121,7 @@ def run(registry, backends, conf) -> int:
     while True:
         batch = registry.claim_scrub(conf.scrub_pool_size, after)
         threads = [
-            pool.spawn(scrub_image, registry, backends, claim, conf.store.scrub_lease_seconds)
+            pool.spawn(_scrub_one, registry, backends, claim, conf.store.scrub_lease_seconds)
             for claim in batch["claims"]
         ]
         scrubbed += sum(thread.wait() for thread in threads)

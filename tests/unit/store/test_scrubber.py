@@ -95,6 +95,18 @@ def test_a_lost_claim_is_given_up(tmp_path):
     )
 
 
+def test_an_image_that_fails_unexpectedly_does_not_end_the_run(tmp_path):
+    class Flaky(Registry):
+        def finish_scrub(self, image_id, token, scrubbed):
+            if image_id == "a":
+                raise RuntimeError("registry gone")
+            return super().finish_scrub(image_id, token, scrubbed)
+
+    registry = Flaky([{"claims": [claim("a"), claim("b")], "next": None}])
+    assert scrubber.run(registry, backends(tmp_path), conf()) == 1
+    assert ("finish", "b", "t1", []) in registry.calls
+
+
 def test_a_run_walks_every_batch_with_the_cursor(tmp_path):
     registry = Registry(
         [
