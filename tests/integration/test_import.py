@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psutil
@@ -419,3 +422,115 @@ def test_filtered_by_default_at_import(stack, api):
     ):
         assert "does not pass filtering" in error_of(web_import(api, image_id, uri), 400), uri
     assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+
+
+# --- the real clients (without Keystone: README's --os-auth-type none / --os-image-url)
+
+BIN = Path(sys.executable).parent
+
+
+def cli(name: str, *args: str) -> str:
+    """Run the ``openstack`` or ``glance`` CLI with standard input closed (both read
+    image data from a standard input that is not a terminal)."""
+    proc = subprocess.run(
+        [str(BIN / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert proc.returncode == 0, f"{name} {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture
+def clients(importing, tmp_path):
+    if importing.database != "sqlite":
+        pytest.skip("the clients once are enough")
+    data = os.urandom(MiB + 11)
+    path = tmp_path / "disk.raw"
+    path.write_bytes(data)
+    # no identity headers: an admin of the development project (README)
+    return Api(importing.url, project="development", roles="admin,member,reader"), path, data
+
+
+def test_openstack_cli(importing, web, clients):
+    dev, path, data = clients
+    osc = ("--os-auth-type", "none", "--os-endpoint", importing.url)
+    created = json.loads(
+        cli(
+            "openstack",
+            *osc,
+            "image",
+            "create",
+            "--import",
+            "--file",
+            str(path),
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "osc-import",
+            "-f",
+            "json",
+        )
+    )
+    assert created["status"] in ("importing", "active")
+    assert settled(dev, created["id"])["checksum"] == hashlib.md5(data).hexdigest()
+    image_id = new_image(dev)
+    # without --disallow-failure the client sends all_stores_must_succeed=false, which
+    # Glance (and Tessera) refuse without multiple stores
+    uri = f"{web}/data/{serve(data)}"
+    cli("openstack", *osc, "image", "import", "--method", "web-download", "--uri", uri,
+        "--disallow-failure", image_id)  # fmt: skip
+    assert settled(dev, image_id)["os_hash_value"] == hashlib.sha512(data).hexdigest(), tasks_of(
+        dev, image_id
+    )
+
+
+def test_glance_cli(importing, web, clients):
+    dev, path, data = clients
+    glance = ("--os-image-url", importing.url, "--os-auth-token", "x")
+    ids = []
+    for method in (("--file", str(path)), ("--uri", f"{web}/data/{serve(data)}")):
+        out = cli(
+            "glance",
+            *glance,
+            "image-create-via-import",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--name",
+            "gc-import",
+            "--import-method",
+            "glance-direct" if method[0] == "--file" else "web-download",
+            *method,
+        )
+        image_id = next(
+            line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| id ")
+        )
+        assert settled(dev, image_id)["checksum"] == hashlib.md5(data).hexdigest()
+        ids.append(image_id)
+    listing = cli("glance", *glance, "task-list")
+    task_id = next(t["id"] for t in tasks_of(dev, ids[1]))
+    assert task_id in listing
+    shown = cli("glance", *glance, "task-show", task_id)
+    assert "success" in shown and "bytes_done" in shown and ids[1] in shown
+
+
+def test_openstacksdk_stage_and_import(importing, web, clients):
+    import openstack
+
+    dev, _path, data = clients
+    conn = openstack.connection.Connection(auth_type="none", auth={"endpoint": importing.url})
+    image = conn.image.create_image(name="sdk", disk_format="raw", container_format="bare")
+    conn.image.stage_image(image, data=data)
+    assert conn.image.get_image(image).status == "uploading"
+    conn.image.import_image(image, method="glance-direct")
+    assert settled(dev, image.id)["checksum"] == hashlib.md5(data).hexdigest()
+    other = conn.image.create_image(name="sdk-web", disk_format="raw", container_format="bare")
+    conn.image.import_image(other, method="web-download", uri=f"{web}/data/{serve(data)}")
+    assert settled(dev, other.id)["size"] == len(data)
+    assert {t.id for t in conn.image.tasks()} >= {t["id"] for t in tasks_of(dev, other.id)}
