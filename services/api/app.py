@@ -10,6 +10,7 @@ from services.api import cache, image_data, images, imports, members, metadefs, 
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.gateway import check_url
+from services.api.metrics import ROUTE
 from services.api.middleware import ENV_REQUEST_ID, GLOBAL_REQ_ID, LOG_CONTEXT, build_pipeline
 from services.api.rpc_client import RpcClient
 from services.common.config import paste_flavor
@@ -39,6 +40,9 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
         # the ids the pipeline (services/api/middleware.py) gave the request
         g.request_id = request.environ.get(ENV_REQUEST_ID) or new_request_id()
         g.global_request_id = request.environ.get(GLOBAL_REQ_ID)
+        rule = request.url_rule
+        if rule is not None:  # the route template, for the metrics
+            request.environ[ROUTE] = rule.rule
         # the ids of this request's log lines, its access line too (services/api/middleware.py)
         environ = request.environ
         environ[LOG_CONTEXT] = set_request_id(g.request_id, g.global_request_id)

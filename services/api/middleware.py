@@ -38,6 +38,7 @@ from oslo_middleware.request_id import (
 )
 from stevedore.extension import Extension
 
+from services.api.metrics import METRICS_PATH, ROUTE
 from services.common.context import RequestContext
 from services.common.errors import TesseraError
 from services.common.logs import log_context
@@ -45,6 +46,7 @@ from services.common.logs import log_context
 access_log = logging.getLogger("tessera.access")
 #: The environ key of the request's logging context (services/api/app.py sets it).
 LOG_CONTEXT = "tessera.log_context"
+UPLOADING = "tessera.uploading"
 log = logging.getLogger(__name__)
 
 HEALTHCHECK_PATH = "/healthcheck"
@@ -65,10 +67,20 @@ def build_pipeline(api_app, conf, rpc_client, flavor: str):
 
         api_app = wrap_with_auth_token(api_app, conf)
     health = ServicesHealthcheck(None, conf, rpc_client, flavor)
+    metrics = None
+    if conf.metrics.enabled:
+        from services.api.metrics import Metrics
+
+        metrics = Metrics(conf, rpc_client)
 
     def route(environ, start_response):
-        if (environ.get("PATH_INFO") or "").rstrip("/") == HEALTHCHECK_PATH:
+        path = (environ.get("PATH_INFO") or "").rstrip("/")
+        if path == HEALTHCHECK_PATH:
+            environ[ROUTE] = HEALTHCHECK_PATH
             return health(environ, start_response)
+        if path == METRICS_PATH and metrics is not None:
+            environ[ROUTE] = METRICS_PATH
+            return metrics.serve(environ, start_response)
         return api_app(environ, start_response)
 
     # Each webob layer costs ~50 us of CPU per request even when it has nothing to do:
@@ -78,7 +90,7 @@ def build_pipeline(api_app, conf, rpc_client, flavor: str):
         app = http_proxy_to_wsgi.HTTPProxyToWSGI(app, conf)
     if conf.cors.allowed_origin:
         app = cors.CORS(app, conf)
-    return AccessLogAndRequestId(app)
+    return AccessLogAndRequestId(app, metrics)
 
 
 # --- request ids and the access log ---
@@ -89,11 +101,16 @@ class AccessLogAndRequestId:
     one plain WSGI layer (no webob: a download's first block and its socket splice pass
     through untouched)."""
 
-    def __init__(self, app):
+    def __init__(self, app, metrics=None):
         self.app = app
+        self.metrics = metrics  # services/api/metrics.py, or None when turned off
 
     def __call__(self, environ, start_response):
         started = time.monotonic()
+        metrics = self.metrics
+        if metrics is not None and _receives_image_data(environ):
+            metrics.upload_started()
+            environ[UPLOADING] = True
         local_id = generate_request_id()
         environ[ENV_REQUEST_ID] = local_id
         caller_id = environ.get("HTTP_X_OPENSTACK_REQUEST_ID", "")
@@ -137,8 +154,8 @@ class AccessLogAndRequestId:
             environ.get(ENV_REQUEST_ID),
         )
 
-    @staticmethod
-    def _log(environ, status, size, started, local_id):
+    def _log(self, environ, status, size, started, local_id):
+        seconds = time.monotonic() - started
         query = environ.get("QUERY_STRING")
         path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
         caller = environ.get(GLOBAL_REQ_ID)
@@ -151,11 +168,23 @@ class AccessLogAndRequestId:
             path,
             status,
             size,
-            (time.monotonic() - started) * 1000,
+            seconds * 1000,
             local_id,
             f" global_request_id {caller}" if caller else "",
             extra={"context": context},
         )
+        if self.metrics is not None:
+            self.metrics.request_finished(environ, status, size, seconds)
+            if environ.get(UPLOADING):
+                self.metrics.upload_finished()
+
+
+def _receives_image_data(environ) -> bool:
+    """An image upload (PUT .../file or .../stage), for the uploads-in-progress gauge."""
+    if environ.get("REQUEST_METHOD") != "PUT":
+        return False
+    path = environ.get("PATH_INFO") or ""
+    return path.startswith("/v2/images/") and path.endswith(("/file", "/stage"))
 
 
 class _LoggedBody:
@@ -207,8 +236,10 @@ class ServicesCheck(HealthcheckBaseExtension):
         super().__init__(oslo_conf, conf)
         self.rpc = _health_client(rpc_client)
 
-    def healthcheck(self, server_port: int) -> HealthcheckResult:
-        failures, details = [], []
+    def probe(self) -> dict[str, tuple[bool, str]]:
+        """{service: (answers, what happened)} for the registry and a store replica
+        (also the ``tessera_service_up`` metric, services/api/metrics.py)."""
+        outcomes = {}
         for service in self.SERVICES:
             started = time.monotonic()
             try:
@@ -220,17 +251,21 @@ class ServicesCheck(HealthcheckBaseExtension):
             except Exception as exc:  # noqa: BLE001 - a probe reports, never raises
                 ok, outcome = False, f"{type(exc).__name__}: {exc}"
             took = (time.monotonic() - started) * 1000
-            details.append(f"{service}: {outcome} ({took:.0f} ms)")
-            if not ok:
-                failures.append(service)
+            outcomes[service] = (ok, f"{outcome} ({took:.0f} ms)")
+        return outcomes
+
+    def healthcheck(self, server_port: int) -> HealthcheckResult:
+        outcomes = self.probe()
+        details = "; ".join(f"{service}: {outcome}" for service, (_, outcome) in outcomes.items())
+        failures = [service for service, (ok, _) in outcomes.items() if not ok]
         if failures:
-            log.warning("healthcheck: %s", "; ".join(details))
+            log.warning("healthcheck: %s", details)
             return HealthcheckResult(
                 available=False,
                 reason=f"{' and '.join(failures)} not answering",
-                details="; ".join(details),
+                details=details,
             )
-        return HealthcheckResult(available=True, reason="OK", details="; ".join(details))
+        return HealthcheckResult(available=True, reason="OK", details=details)
 
 
 def _health_client(rpc_client):

@@ -237,6 +237,9 @@ class RpcClient:
         self._idle: queue.LifoQueue[RpcConnection] = queue.LifoQueue(maxsize=max_idle)
         self._keeper: threading.Thread | None = None
         self._closed = threading.Event()
+        #: ``observer(service, method, seconds, error or None)`` after each call (the
+        #: gateway's metrics, services/api/metrics.py)
+        self.observer = None
 
     @classmethod
     def from_config(cls, conf) -> RpcClient:
@@ -333,6 +336,19 @@ class RpcClient:
 
     def call(self, service: str, method: str, ctx: RequestContext, *args, **kwargs):
         """Call ``service.method(*args, **kwargs)``; typed errors are raised again."""
+        observer = self.observer
+        if observer is None:
+            return self._call(service, method, ctx, args, kwargs)
+        started = time.monotonic()
+        try:
+            result = self._call(service, method, ctx, args, kwargs)
+        except Exception as exc:
+            observer(service, method, time.monotonic() - started, exc)
+            raise
+        observer(service, method, time.monotonic() - started, None)
+        return result
+
+    def _call(self, service: str, method: str, ctx: RequestContext, args, kwargs):
         for attempt in (1, 2):
             conn = self._checkout()
             try:

@@ -45,6 +45,10 @@ class GatewayServer(BaseApplication):
             # auth_token strips every spelling that maps to the same environ key.
             "header_map": "dangerous" if conf.enable_v1_api else "drop",
         }
+        if conf.metrics.enabled:  # a dead worker's live gauges stop counting
+            from services.api.metrics import worker_exited
+
+            settings["child_exit"] = lambda _arbiter, worker: worker_exited(worker.pid)
         for key, value in settings.items():
             self.cfg.set(key, value)
 
@@ -60,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     check_at_start(conf, "tessera-api")
     setup_logging(conf, "api")
     log_config_warnings(conf)
+    if conf.metrics.enabled:
+        # before any worker imports prometheus_client: each writes its values there
+        from services.api.metrics import prepare_multiprocess_dir
+
+        prepare_multiprocess_dir()
     GatewayServer(conf).run()
 
 

@@ -76,3 +76,28 @@ def test_a_500_carries_the_request_id_and_is_logged(tmp_path, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "tessera.access"]
     assert '"GET /boom?x=1" status 500 len ' in line
     assert line.endswith(f"global_request_id {caller_id}")
+
+
+def metrics_client(tmp_path, rpc, **metrics):
+    path = tmp_path / "tessera.conf"
+    path.write_text("[metrics]\n" + "".join(f"{k} = {v}\n" for k, v in metrics.items()))
+    return create_app(load_config(["--config-file", str(path)]), rpc).test_client()
+
+
+def test_metrics_endpoint_without_a_token(tmp_path):
+    api = metrics_client(tmp_path, HealthRpc(up=("registry",)))
+    api.get("/versions").close()  # recorded when the body is closed, as the access line
+    resp = api.get("/metrics")
+    assert resp.status_code == 200
+    text = resp.get_data(as_text=True)
+    assert 'tessera_http_requests_total{method="GET",route="/versions",status="200"}' in text
+    assert 'tessera_service_up{service="registry"} 1.0' in text
+    assert 'tessera_service_up{service="store"} 0.0' in text
+
+
+def test_metrics_can_be_limited_by_source_and_turned_off(tmp_path):
+    limited = metrics_client(tmp_path, HealthRpc(), allowed_source_ranges="10.0.0.0/8")
+    assert limited.get("/metrics").status_code == 403
+    assert limited.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    off = metrics_client(tmp_path, HealthRpc(), enabled="False")
+    assert off.get("/metrics").status_code == 404

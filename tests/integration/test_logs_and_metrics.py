@@ -1,17 +1,20 @@
-"""Logging with oslo.log on a running stack (one stack for the module): ``log_dir`` gives
-each service its own file, ``use_json`` lines parse as JSON and carry the request's ids,
-one access line per request, upload and download lines with bytes, duration and MB/s, a
-client error logged once without nameko's internals, and the start-up warning for an
-option Tessera does not read (once, by tessera-run)."""
+"""Logging with oslo.log and the Prometheus metrics on a running stack (one stack for the
+module, two gateway workers): ``log_dir`` gives each service its own file, ``use_json``
+lines parse as JSON and carry the request's ids, one access line per request, upload and
+download lines with bytes, duration and MB/s, a client error logged once without nameko's
+internals, the start-up warning for an option Tessera does not read (once, by
+tessera-run), and /metrics summing what both workers counted."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 
 import pytest
+import requests
 
 from tests.conftest import Api
 from tests.stack import Stack
@@ -27,6 +30,7 @@ def logged(tmp_path_factory):
         log_dir=workdir / "logs",
         use_json="True",
         debug="False",
+        workers=2,
         glance_registry_host="controller",  # not an option: warned about at start-up
     ).start()
     yield stack
@@ -116,3 +120,81 @@ def test_an_unknown_option_is_warned_about_once(logged):
     assert line["levelname"] == "WARNING"
     for service in SERVICES[1:]:  # not repeated by each service of the stack
         assert not [r for r in records(logged, service) if warning in r["message"]]
+
+
+# --- /metrics ---
+
+
+def scrape(stack) -> dict[str, float]:
+    resp = requests.get(f"{stack.url}/metrics", timeout=30)
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for line in resp.text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+SCHEMA = 'tessera_http_requests_total{method="GET",route="/v2/schemas/image",status="200"}'
+SCHEMA_OUT = 'tessera_http_response_bytes_total{method="GET",route="/v2/schemas/image"}'
+
+
+def test_metrics_sum_what_both_workers_counted(logged, lapi):
+    before = scrape(logged)
+    ids, sent = set(), 0
+    pids: set = set()
+    for _ in range(20):  # new connections until both workers have answered some
+        batch = [requests.get(f"{logged.url}/v2/schemas/image", timeout=30) for _ in range(10)]
+        ids |= {r.headers["x-openstack-request-id"] for r in batch}
+        sent += sum(len(r.content) for r in batch)
+        lines = wait_for(logged, "api", lambda r, ids=ids: request_id_of(r) in ids)
+        pids = {r["process"] for r in lines}
+        if len(pids) == 2 and len(lines) == len(ids):
+            break
+    assert len(pids) == 2, "the requests all went to one worker"
+    after = scrape(logged)
+    assert after[SCHEMA] - before.get(SCHEMA, 0) == len(ids)
+    assert after[SCHEMA_OUT] - before.get(SCHEMA_OUT, 0) == sent
+    assert after['tessera_service_up{service="registry"}'] == 1.0
+    assert after['tessera_service_up{service="store"}'] == 1.0
+    lapi.get("/v2/images")
+    listed = 'tessera_rpc_duration_seconds_count{method="list_images",service="registry"}'
+    assert scrape(logged)[listed] > before.get(listed, 0)
+    assert 'tessera_http_request_duration_seconds_bucket{le="0.5",method="GET",' in "".join(after)
+
+
+def test_uploads_in_progress(logged, lapi):
+    image = lapi.create(name="slow", disk_format="raw", container_format="bare")
+    release = threading.Event()
+
+    def body():
+        yield b"a" * 65536
+        release.wait(30)
+        yield b"b" * 65536
+
+    result = {}
+
+    def upload():
+        result["resp"] = lapi.put(
+            f"/v2/images/{image['id']}/file",
+            data=body(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    try:
+        deadline = time.monotonic() + 10
+        while scrape(logged).get("tessera_uploads_in_progress") != 1.0:
+            assert time.monotonic() < deadline, "the upload never showed as in progress"
+            time.sleep(0.1)
+    finally:
+        release.set()
+        uploader.join(30)
+    assert result["resp"].status_code == 204
+    deadline = time.monotonic() + 5  # counted down when gunicorn closes the response
+    while scrape(logged)["tessera_uploads_in_progress"] != 0.0:
+        assert time.monotonic() < deadline, "the finished upload still shows in progress"
+        time.sleep(0.1)
