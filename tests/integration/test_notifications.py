@@ -372,3 +372,41 @@ def test_wire_format_is_oslo_messaging_v2(heard):
     assert inner["event_type"] == "image.create" and inner["priority"] == "INFO"
     assert inner["publisher_id"] == PUBLISHER
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?", inner["timestamp"])
+
+
+def test_metadef_notifications(heard):
+    """Metadef writes send Glance's metadef_* notifications (glance/notifier.py)."""
+    stack, events = heard
+    admin = Api(stack.url, project="md-admin", roles="admin")
+    ns = f"notify-{uuid.uuid4().hex[:8]}"
+    base = "/v2/metadefs/namespaces"
+    body = {"namespace": ns, "tags": [{"name": "a"}]}
+    assert admin.post(base, json=body).status_code == 201
+    prop = {"name": "p", "title": "P", "type": "string"}
+    assert admin.post(f"{base}/{ns}/properties", json=prop).status_code == 201
+    assert admin.put(f"{base}/{ns}", json={"namespace": f"{ns}-2"}).status_code == 200
+    assert admin.delete(f"{base}/{ns}-2").status_code == 204
+    wanted = [
+        "metadef_namespace.create",
+        "metadef_tag.create",
+        "metadef_property.create",
+        "metadef_namespace.update",
+        "metadef_namespace.delete",
+    ]
+    deadline = time.monotonic() + 15
+    with events.changed:
+        while True:
+            mine = {
+                e["event_type"]: e["payload"]
+                for e in events.events
+                if e["event_type"].startswith("metadef_")
+                and e["payload"].get("namespace") in (ns, f"{ns}-2")
+            }
+            if set(wanted) <= set(mine) or time.monotonic() > deadline:
+                break
+            events.changed.wait(1)
+    assert set(wanted) <= set(mine), sorted(mine)
+    assert mine["metadef_namespace.update"]["namespace_old"] == ns
+    assert mine["metadef_namespace.delete"]["deleted"] is True
+    assert mine["metadef_property.create"]["type"] == "string"
+    assert mine["metadef_tag.create"]["name"] == "a"

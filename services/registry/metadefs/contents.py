@@ -102,10 +102,11 @@ def update_property(session: Session, ns: MetadefNamespace, name: str, definitio
     return property_record(prop)
 
 
-def remove_property(session: Session, ns: MetadefNamespace, name: str) -> None:
+def remove_property(session: Session, ns: MetadefNamespace, name: str) -> dict:
     prop = get_property(session, ns, name)
     _protected(ns, "property", name)
     session.delete(prop)
+    return property_record(prop)
 
 
 # --- objects
@@ -167,10 +168,11 @@ def update_object(session: Session, ns: MetadefNamespace, name: str, body: dict)
     return object_record(obj)
 
 
-def remove_object(session: Session, ns: MetadefNamespace, name: str) -> None:
+def remove_object(session: Session, ns: MetadefNamespace, name: str) -> dict:
     obj = get_object(session, ns, name)
     _protected(ns, "object", name)
     session.delete(obj)
+    return object_record(obj)
 
 
 # --- tags
@@ -212,19 +214,23 @@ def add_tag(session: Session, ns: MetadefNamespace, name: str) -> dict:
 
 
 def add_tags(session: Session, ns: MetadefNamespace, names: list[str], append: bool) -> list:
-    """Glance's bulk create: without ``append`` the namespace's tags are replaced."""
+    """Glance's bulk create: without ``append`` the namespace's tags are replaced.
+    Returns the new tags' records."""
     if not append:
         delete_all(session, ns, "tags")
         session.flush()
     seen: set[str] = set()
+    added = []
     for name in names:
         _check_tag_name(name)
         if name.lower() in seen or _tag_taken(session, ns, name):
             raise _duplicate_tag(ns, name)
         seen.add(name.lower())
-        session.add(MetadefTag(namespace_id=ns.id, name=name))
+        tag = MetadefTag(namespace_id=ns.id, name=name)
+        session.add(tag)
         session.flush()
-    return [{"name": name} for name in names]
+        added.append(tag_record(tag))
+    return added
 
 
 def tag_records(session: Session, ns: MetadefNamespace, query: dict) -> list[dict]:
@@ -258,10 +264,11 @@ def rename_tag(session: Session, ns: MetadefNamespace, name: str, new_name: str)
     return tag_record(tag)
 
 
-def remove_tag(session: Session, ns: MetadefNamespace, name: str) -> None:
+def remove_tag(session: Session, ns: MetadefNamespace, name: str) -> dict:
     tag = get_tag(session, ns, name)
     _protected(ns, "tag", name)
     session.delete(tag)
+    return tag_record(tag)
 
 
 # --- resource types and associations
@@ -333,7 +340,7 @@ def associate(session: Session, ns: MetadefNamespace, body: dict) -> dict:
     )
 
 
-def dissociate(session: Session, ns: MetadefNamespace, name: str) -> None:
+def dissociate(session: Session, ns: MetadefNamespace, name: str) -> dict:
     rt = resource_type(session, name)
     link = session.get(MetadefNamespaceResourceType, (rt.id, ns.id)) if rt else None
     if link is None:
@@ -344,3 +351,6 @@ def dissociate(session: Session, ns: MetadefNamespace, name: str) -> None:
             "cannot be deleted."
         )
     session.delete(link)
+    return association_record(
+        name, link.prefix, link.properties_target, link.created_at, link.updated_at
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from services.common import metadef_schemas as schemas
 from services.common.errors import NotFound
 from services.common.rpc import rpc
-from services.registry.metadefs import contents
+from services.registry.metadefs import contents, events
 from services.registry.metadefs import namespaces as ns_api
 from services.registry.metadefs.namespaces import find_authorized, ns_missing
 from services.registry.metadefs.records import object_record, property_record, tag_record
@@ -38,7 +38,12 @@ def checked_property(body) -> dict:
 
 
 class MetadefEntrypoints:
-    """Mixed into RegistryService, which provides ``db`` and ``context``."""
+    """Mixed into RegistryService, which provides ``db``, ``context`` and ``notifier``
+    (Glance's notifications, sent after the commit)."""
+
+    def _notify_metadefs(self, *notes: tuple[str, dict]) -> None:
+        for event, payload in notes:
+            self.notifier.info(event, payload)
 
     # --- namespaces
 
@@ -56,24 +61,30 @@ class MetadefEntrypoints:
     def create_metadef_namespace(self, body: dict) -> dict:
         body = checked_namespace(body)
         with self.db.begin() as session:
-            return ns_api.create_namespace(session, self.context, body)
+            record, notes = ns_api.create_namespace(session, self.context, body)
+        self._notify_metadefs(*notes)
+        return record
 
     @rpc
     def update_metadef_namespace(self, namespace: str, body: dict) -> dict:
         schemas.validate("namespace", body)
         with self.db.begin() as session:
-            return ns_api.update_namespace(session, self.context, namespace, body)
+            record = ns_api.update_namespace(session, self.context, namespace, body)
+        self._notify_metadefs(("metadef_namespace.update", events.namespace(record, namespace)))
+        return record
 
     @rpc
     def delete_metadef_namespace(self, namespace: str) -> None:
         with self.db.begin() as session:
-            ns_api.delete_namespace(session, self.context, namespace)
+            record = ns_api.delete_namespace(session, self.context, namespace)
+        self._notify_metadefs(("metadef_namespace.delete", events.namespace(record, deleted=True)))
 
     @rpc
     def delete_metadef_contents(self, namespace: str, kind: str) -> None:
         """``kind``: objects, properties or tags."""
         with self.db.begin() as session:
-            ns_api.delete_contents(session, self.context, namespace, kind)
+            record = ns_api.delete_contents(session, self.context, namespace, kind)
+        self._notify_metadefs((f"metadef_namespace.delete_{kind}", events.namespace(record)))
 
     # --- resource types
 
@@ -108,7 +119,11 @@ class MetadefEntrypoints:
                 "add_metadef_resource_type_association",
                 ns_missing(namespace),
             )
-            return contents.associate(session, ns, body)
+            record = contents.associate(session, ns, body)
+        self._notify_metadefs(
+            ("metadef_resource_type.create", events.resource_type(namespace, record))
+        )
+        return record
 
     @rpc
     def remove_metadef_association(self, namespace: str, resource_type: str) -> None:
@@ -120,7 +135,10 @@ class MetadefEntrypoints:
                 "remove_metadef_resource_type_association",
                 ns_missing(namespace),
             )
-            contents.dissociate(session, ns, resource_type)
+            record = contents.dissociate(session, ns, resource_type)
+        self._notify_metadefs(
+            ("metadef_resource_type.delete", events.resource_type(namespace, record, True))
+        )
 
     # --- properties
 
@@ -156,20 +174,31 @@ class MetadefEntrypoints:
         definition = checked_property(body)
         with self.db.begin() as session:
             ns = self._property_namespace(session, namespace, "add_metadef_property")
-            return contents.add_property(session, ns, definition)
+            record = contents.add_property(session, ns, definition)
+        self._notify_metadefs(
+            ("metadef_property.create", events.metadef_property(namespace, record))
+        )
+        return record
 
     @rpc
     def update_metadef_property(self, namespace: str, name: str, body: dict) -> dict:
         definition = checked_property(body)
         with self.db.begin() as session:
             ns = self._property_namespace(session, namespace, "modify_metadef_property")
-            return contents.update_property(session, ns, name, definition)
+            record = contents.update_property(session, ns, name, definition)
+        self._notify_metadefs(
+            ("metadef_property.update", events.metadef_property(namespace, record, name))
+        )
+        return record
 
     @rpc
     def remove_metadef_property(self, namespace: str, name: str) -> None:
         with self.db.begin() as session:
             ns = self._property_namespace(session, namespace, "remove_metadef_property")
-            contents.remove_property(session, ns, name)
+            record = contents.remove_property(session, ns, name)
+        self._notify_metadefs(
+            ("metadef_property.delete", events.metadef_property(namespace, record, deleted=True))
+        )
 
     # --- objects (Glance's wording: the namespace's own "not found" message)
 
@@ -197,20 +226,29 @@ class MetadefEntrypoints:
         body = checked_object(body)
         with self.db.begin() as session:
             ns = self._object_namespace(session, namespace, "add_metadef_object")
-            return contents.add_object(session, ns, body)
+            record = contents.add_object(session, ns, body)
+        self._notify_metadefs(("metadef_object.create", events.metadef_object(namespace, record)))
+        return record
 
     @rpc
     def update_metadef_object(self, namespace: str, name: str, body: dict) -> dict:
         body = checked_object(body)
         with self.db.begin() as session:
             ns = self._object_namespace(session, namespace, "modify_metadef_object")
-            return contents.update_object(session, ns, name, body)
+            record = contents.update_object(session, ns, name, body)
+        self._notify_metadefs(
+            ("metadef_object.update", events.metadef_object(namespace, record, name))
+        )
+        return record
 
     @rpc
     def remove_metadef_object(self, namespace: str, name: str) -> None:
         with self.db.begin() as session:
             ns = self._object_namespace(session, namespace, "delete_metadef_object")
-            contents.remove_object(session, ns, name)
+            record = contents.remove_object(session, ns, name)
+        self._notify_metadefs(
+            ("metadef_object.delete", events.metadef_object(namespace, record, deleted=True))
+        )
 
     # --- tags
 
@@ -234,27 +272,34 @@ class MetadefEntrypoints:
         schemas.validate("tag", {"name": name})
         with self.db.begin() as session:
             ns = self._tag_namespace(session, namespace, "add_metadef_tag")
-            return contents.add_tag(session, ns, name)
+            record = contents.add_tag(session, ns, name)
+        self._notify_metadefs(("metadef_tag.create", events.tag(namespace, record)))
+        return record
 
     @rpc
     def add_metadef_tags(self, namespace: str, body: dict, append: bool) -> list:
         schemas.validate("tags_body", body)
         with self.db.begin() as session:
             ns = self._tag_namespace(session, namespace, "add_metadef_tags")
-            return contents.add_tags(session, ns, [t["name"] for t in body["tags"]], append)
+            added = contents.add_tags(session, ns, [t["name"] for t in body["tags"]], append)
+        self._notify_metadefs(*[("metadef_tag.create", events.tag(namespace, t)) for t in added])
+        return [{"name": t["name"]} for t in added]
 
     @rpc
     def rename_metadef_tag(self, namespace: str, name: str, body: dict) -> dict:
         schemas.validate("tag", body)
         with self.db.begin() as session:
             ns = self._tag_namespace(session, namespace, "modify_metadef_tag")
-            return contents.rename_tag(session, ns, name, body["name"])
+            record = contents.rename_tag(session, ns, name, body["name"])
+        self._notify_metadefs(("metadef_tag.update", events.tag(namespace, record, name)))
+        return record
 
     @rpc
     def remove_metadef_tag(self, namespace: str, name: str) -> None:
         with self.db.begin() as session:
             ns = self._tag_namespace(session, namespace, "delete_metadef_tag")
-            contents.remove_tag(session, ns, name)
+            record = contents.remove_tag(session, ns, name)
+        self._notify_metadefs(("metadef_tag.delete", events.tag(namespace, record, deleted=True)))
 
 
 def _prefix(session, ns, resource_type: str) -> str | None:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Duplicate, Forbidden, NotFound
-from services.registry.metadefs import contents
+from services.registry.metadefs import contents, events
 from services.registry.metadefs.contents import associations_by_namespace
 from services.registry.metadefs.models import (
     CONTENTS,
@@ -202,9 +202,10 @@ def _check_new_values(values: dict) -> None:
         )
 
 
-def create_namespace(session: Session, ctx: RequestContext, body: dict) -> dict:
+def create_namespace(session: Session, ctx: RequestContext, body: dict) -> tuple[dict, list]:
     """A namespace and what the body embeds, in one transaction (Glance creates them one
-    by one and removes the namespace again when one fails)."""
+    by one and removes the namespace again when one fails). Returns its record and the
+    notifications to send, ``(event, payload)``."""
     authorize(ctx, "add_metadef_namespace")
     for key, action in (
         ("resource_type_associations", "add_metadef_resource_type_association"),
@@ -231,9 +232,11 @@ def create_namespace(session: Session, ctx: RequestContext, body: dict) -> dict:
     session.add(ns)
     session.flush()
     record = namespace_record(ns)
+    notes = [("metadef_namespace.create", events.namespace(record))]
     associations = [
         contents.associate(session, ns, a) for a in body.get("resource_type_associations") or []
     ]
+    notes += [("metadef_resource_type.create", events.resource_type(name, a)) for a in associations]
     if associations:
         record["resource_type_associations"] = [
             {k: a[k] for k in ("name", "prefix", "properties_target") if a.get(k) is not None}
@@ -241,20 +244,23 @@ def create_namespace(session: Session, ctx: RequestContext, body: dict) -> dict:
         ]
     properties = body.get("properties") or {}
     for prop_name, definition in properties.items():
-        contents.add_property(session, ns, {"name": prop_name, **definition})
+        prop = contents.add_property(session, ns, {"name": prop_name, **definition})
+        notes.append(("metadef_property.create", events.metadef_property(name, prop)))
     if properties:
         record["properties"] = properties
     objects = [contents.add_object(session, ns, o) for o in body.get("objects") or []]
+    notes += [("metadef_object.create", events.metadef_object(name, o)) for o in objects]
     if objects:
         record["objects"] = [
             {k: v for k, v in o.items() if k not in ("created_at", "updated_at")} for o in objects
         ]
     tags = body.get("tags") or []
     for tag in tags:
-        contents.add_tag(session, ns, tag["name"])
+        added = contents.add_tag(session, ns, tag["name"])
+        notes.append(("metadef_tag.create", events.tag(name, added)))
     if tags:
         record["tags"] = [{"name": t["name"]} for t in tags]
-    return record
+    return record, notes
 
 
 def update_namespace(session: Session, ctx: RequestContext, name: str, body: dict) -> dict:
@@ -281,7 +287,7 @@ def update_namespace(session: Session, ctx: RequestContext, name: str, body: dic
     return namespace_record(ns)
 
 
-def delete_namespace(session: Session, ctx: RequestContext, name: str) -> None:
+def delete_namespace(session: Session, ctx: RequestContext, name: str) -> dict:
     ns = find(session, ctx, name, ns_missing(name))
     authorize(ctx, "delete_metadef_namespace", ns)
     if ns.protected:
@@ -290,15 +296,17 @@ def delete_namespace(session: Session, ctx: RequestContext, name: str) -> None:
         )
     for model in CONTENTS:
         session.execute(delete(model).where(model.namespace_id == ns.id))
+    record = namespace_record(ns)
     session.delete(ns)
     session.flush()
+    return record
 
 
 #: ``DELETE .../{kind}``: what goes, and what Glance checks besides delete_metadef_namespace
 CONTENT_KINDS = {"objects": (), "properties": (), "tags": ("delete_metadef_tags",)}
 
 
-def delete_contents(session: Session, ctx: RequestContext, name: str, kind: str) -> None:
+def delete_contents(session: Session, ctx: RequestContext, name: str, kind: str) -> dict:
     """Remove all objects, properties or tags of a namespace (Glance checks
     delete_metadef_namespace for these, and refuses them in a protected namespace)."""
     if kind not in CONTENT_KINDS:
@@ -312,3 +320,4 @@ def delete_contents(session: Session, ctx: RequestContext, name: str, kind: str)
             f"Metadata definition namespace {ns.namespace} is protected and cannot be deleted."
         )
     contents.delete_all(session, ns, kind)
+    return namespace_record(ns)
