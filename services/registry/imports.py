@@ -188,11 +188,23 @@ def _task_of(session: Session, task_id: str) -> Task:
     return task
 
 
-def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> dict:
-    """A store replica claims the task (pending → processing): what it needs to run it."""
+def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> dict | None:
+    """A store replica claims the task (pending → processing): what it needs to run it;
+    None when the image went away (or the import was given up) before it started, which
+    fails the task."""
     task = _task_of(session, task_id)
+    if task.status != "pending":
+        raise Conflict(f"Task {task_id} is {task.status}, not pending")
+    upload = session.get(ImageUpload, task.image_id)
+    if upload is None or upload.upload_id != task_id:
+        tasks.end(
+            session,
+            task,
+            conf.task.task_time_to_live,
+            message="The image was deleted, or its import given up, before the import started.",
+        )
+        return None
     tasks.change_status(session, task_id, "pending", "processing")
-    upload = _claimed(session, task.image_id, task_id)
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     # the staged size leaves the quota's count while the import runs (the image counts
     # with its stored size once active; a failed import leaves it queued without one)
@@ -279,6 +291,8 @@ def fail_import(session: Session, conf, task_id: str, reason: str) -> str | None
     task = _task_of(session, task_id)
     upload = session.get(ImageUpload, task.image_id)
     if upload is None or upload.upload_id != task_id:
+        if task.status in ("pending", "processing"):  # the image was deleted meanwhile
+            tasks.end(session, task, conf.task.task_time_to_live, message=reason)
         return None
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == task.image_id))
     give_back(session, conf, session.get(Image, task.image_id), task_id, reason)

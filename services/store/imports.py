@@ -126,8 +126,11 @@ class ImportWorker:
         try:
             claim = self.registry.start_import(task_id)
         except (Conflict, Gone, NotFound) as exc:
-            # another replica has it, or it was given up: nothing to do here
-            log.info("import task %s of image %s not taken: %s", task_id, image_id, exc)
+            claim, why = None, exc  # another replica has it (RabbitMQ redelivered)
+        else:
+            why = "the image went away first"
+        if claim is None:
+            log.info("import task %s of image %s not run: %s", task_id, image_id, why)
             return
         log.info("import task %s: %s of image %s", task_id, claim["method"], image_id)
         try:
@@ -186,6 +189,7 @@ class ImportWorker:
         except (Gone, Conflict) as exc:
             log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
             backend.delete(stored.location)
+            self.registry.fail_import(task_id, str(exc))  # ends the task if still running
 
     # --- clean-up
 

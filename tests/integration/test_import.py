@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -366,6 +367,72 @@ def test_replica_killed_mid_import(importing, iapi, web):
     data = os.urandom(MiB)
     assert web_import(iapi, image_id, f"{web}/data/{serve(data)}").status_code == 202
     assert settled(iapi, image_id)["checksum"] == hashlib.md5(data).hexdigest()
+
+
+def test_image_deleted_mid_import(importing, iapi, web):
+    image_id = new_image(iapi)
+    Source.release.clear()
+    try:
+        assert (
+            web_import(iapi, image_id, f"{web}/slow/{serve(os.urandom(2 * MiB))}").status_code
+            == 202
+        )
+        wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
+        assert iapi.delete(f"/v2/images/{image_id}").status_code == 204
+    finally:
+        Source.release.set()
+    admin = Api(importing.url, project=iapi.project, roles="admin,member,reader")
+
+    def task_failed():
+        listed = admin.get("/v2/tasks?status=failure").json()["tasks"]
+        return [
+            t
+            for t in listed
+            if admin.get(f"/v2/tasks/{t['id']}").json().get("image_id") == image_id
+        ]
+
+    wait_for(task_failed, timeout=30, what="the task to fail")
+    wait_for(lambda: not leftovers(importing, image_id), what="no data left behind")
+
+
+def test_replica_killed_mid_stage(importing, iapi):
+    """The replica receiving a stage dies: the image is queued again and the partial
+    staged data removed."""
+    if importing.database != "sqlite":
+        pytest.skip("once is enough")
+    if len(store_pids(importing)) < 2:
+        importing.start_service("store")
+    wait_for(lambda: store_consumers(importing) == 2, timeout=60, what="two store replicas")
+    image_id = new_image(iapi)
+    staging = importing.workdir / "data" / "staging"
+    host, port = importing.url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(
+        (
+            f"PUT /v2/images/{image_id}/stage HTTP/1.1\r\nHost: x\r\n"
+            f"X-Project-Id: {iapi.project}\r\nX-Roles: member\r\n"
+            f"Content-Type: application/octet-stream\r\nConnection: close\r\n"
+            f"Content-Length: {6 * MiB}\r\n\r\n"
+        ).encode()
+    )
+    sock.sendall(os.urandom(2 * MiB))
+    wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial staged data")
+    writer = next(
+        p
+        for p in map(psutil.Process, store_pids(importing))
+        if any(f.path.startswith(str(staging / image_id)) for f in p.open_files())
+    )
+    writer.send_signal(signal.SIGKILL)
+    sock.close()
+    wait_for(
+        lambda: iapi.get(f"/v2/images/{image_id}").json()["status"] == "queued",
+        timeout=20,
+        what="the image to be queued again",
+    )
+    wait_for(lambda: not leftovers(importing, image_id), timeout=20, what="no staged data")
+    importing.extra = [p for p in importing.extra if p.pid != writer.pid]
+    if len(store_pids(importing)) < 2:
+        importing.start_service("store")
 
 
 def test_tasks_api(importing, iapi, web):
