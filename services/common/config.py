@@ -225,6 +225,28 @@ database_opts = [
         default=3600,
         help="Seconds after which a pooled connection is replaced.",
     ),
+    cfg.IntOpt(
+        "pool_timeout",
+        default=10,
+        min=1,
+        help="Seconds a request waits for a free pooled connection before it is a 503.",
+    ),
+    cfg.StrOpt(
+        "connection_parameters",
+        default="",
+        help="Parameters added to the MySQL connection, as oslo.db: "
+        "param1=value1&param2=value2 (connect_timeout, read_timeout and write_timeout "
+        "here override socket_timeout).",
+    ),
+    cfg.IntOpt(
+        "socket_timeout",
+        default=5,
+        min=0,
+        help="Seconds PyMySQL waits to connect to, read from or write to MySQL/MariaDB "
+        "(its connect_timeout, read_timeout and write_timeout; Tessera's own option): "
+        "a frozen database is a 503 after about this long, not a hang. 0: no read or "
+        "write timeout.",
+    ),
 ]
 
 paste_deploy_opts = [

@@ -2,22 +2,55 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pymysql
 from nameko.extensions import DependencyProvider
 from sqlalchemy import Connection
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import (
+    DataError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.common.errors import BadRequest, Conflict
+from services.common.errors import BadRequest, Conflict, ServiceUnavailable
 from services.registry.db import make_engine
+
+log = logging.getLogger(__name__)
+
+#: the database cannot be reached, is frozen or went away mid-call (SQLAlchemy's
+#: wrappers, and PyMySQL's own where one escapes them): a 503 the caller may retry
+UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+    pymysql.err.OperationalError,
+    pymysql.err.InterfaceError,
+)
+UNAVAILABLE_MESSAGE = "The database is unavailable, retry"
+
+
+@contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
+        raise ServiceUnavailable(UNAVAILABLE_MESSAGE) from None
 
 
 class Transactions:
     """``begin()``: one transaction, and the database's own refusals as typed errors (a
     value out of range or too long for its column is the caller's 400, a unique key taken
-    meanwhile a 409), never a 500; ``read()`` for a call that only reads."""
+    meanwhile a 409, a database down, frozen or gone mid-call a 503), never a 500;
+    ``read()`` for a call that only reads."""
 
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
@@ -27,13 +60,13 @@ class Transactions:
     def read(self) -> Iterator[Connection]:
         """A plain connection for a call that only reads: no ORM session to build and
         commit (about a tenth of a show's registry CPU)."""
-        with self.engine.connect() as connection:
+        with _unavailable_as_503(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
         try:
-            with self.sessions.begin() as session:
+            with _unavailable_as_503(), self.sessions.begin() as session:
                 yield session
         except DataError as exc:
             raise BadRequest(f"A value does not fit its field: {exc.orig}") from None
