@@ -274,11 +274,12 @@ store_opts = [
     ),
     cfg.IntOpt(
         "upload_lease_seconds",
-        default=30,
+        default=5,
         min=2,
         help="An upload whose store replica has not renewed its lease for this "
         "long is given up: the image returns to queued, partial data is "
-        "removed.",
+        "removed. The replica renews every second, so a replica that dies mid-upload "
+        "releases its image about this long after.",
     ),
     cfg.IntOpt(
         "scrub_lease_seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,15 +38,6 @@ UNAVAILABLE = (
 UNAVAILABLE_MESSAGE = "The database is unavailable, retry"
 
 
-@contextmanager
-def _unavailable_as_503() -> Iterator[None]:
-    try:
-        yield
-    except UNAVAILABLE as exc:
-        log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
-        raise ServiceUnavailable(UNAVAILABLE_MESSAGE) from None
-
-
 class Transactions:
     """``begin()``: one transaction, and the database's own refusals as typed errors (a
     value out of range or too long for its column is the caller's 400, a unique key taken
@@ -55,18 +47,36 @@ class Transactions:
     def __init__(self, sessions: sessionmaker):
         self.sessions = sessions
         self.engine = sessions.kw["bind"]
+        #: when the database last failed a call (or, at first, when this registry
+        #: started): leases were not renewed while it was away (see ``settled``)
+        self.unavailable_at = time.monotonic()
+
+    def settled(self, seconds: float) -> bool:
+        """Whether the database has answered this registry for ``seconds`` without a
+        failure: only then may a lease that was not renewed be taken for a dead holder
+        rather than for renewals that could not get through."""
+        return time.monotonic() - self.unavailable_at >= seconds
+
+    @contextmanager
+    def _unavailable_as_503(self) -> Iterator[None]:
+        try:
+            yield
+        except UNAVAILABLE as exc:
+            self.unavailable_at = time.monotonic()
+            log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
+            raise ServiceUnavailable(UNAVAILABLE_MESSAGE) from None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A plain connection for a call that only reads: no ORM session to build and
         commit (about a tenth of a show's registry CPU)."""
-        with _unavailable_as_503(), self.engine.connect() as connection:
+        with self._unavailable_as_503(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
         try:
-            with _unavailable_as_503(), self.sessions.begin() as session:
+            with self._unavailable_as_503(), self.sessions.begin() as session:
                 yield session
         except DataError as exc:
             raise BadRequest(f"A value does not fit its field: {exc.orig}") from None

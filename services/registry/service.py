@@ -199,10 +199,15 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
             self.notifier.error("image.upload", reason)
         self._notify(record, "image.update")
 
-    @timer(interval=2)
+    @timer(interval=1)
     def give_up_expired_uploads(self) -> None:
-        """Uploads whose store replica died return to queued; the store removes their
-        partial data when it hears of it."""
+        """Uploads whose store replica died return to queued within about
+        ``upload_lease_seconds`` (the replica renews every second); the store removes
+        their partial data when it hears of it. Not until the database has answered for
+        a whole lease: renewals sent while it was away (or before this registry
+        started) could not be recorded."""
+        if not self.db.settled(self.conf.store.upload_lease_seconds):
+            return
         with self.db.begin() as session:
             given_up = uploads.expired_uploads(session, self.conf)
             queued = [self._snapshot(session, u["image_id"], "image.update") for u in given_up]

@@ -124,10 +124,19 @@ class StoreService(ImportWorker):
         return {"url": f"{self.data_port}/uploads/{upload_id}"}
 
     def _keep_lease(self, image_id: str, upload_id: str) -> None:
-        interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
+        """Renew the upload's lease every second (a third of a shorter lease), so that
+        a dead replica's upload is given up soon after; a renewal that does not get
+        through (the broker or database away) is tried again at the next tick, one
+        answered with a lost claim ends the renewals (finish_upload will say so)."""
+        interval = min(1.0, self.conf.store.upload_lease_seconds / 3)
         while True:
             eventlet.sleep(interval)
-            self.registry.renew_upload(image_id, upload_id)
+            try:
+                self.registry.renew_upload(image_id, upload_id)
+            except (Conflict, Gone):
+                return
+            except Exception as exc:  # noqa: BLE001 - the next tick tries again
+                log.warning("could not renew the upload lease of %s: %s", image_id, exc)
 
     @data_http("PUT", "/uploads/<upload_id>")
     def receive_upload(self, request, upload_id):
