@@ -37,6 +37,7 @@ METRICS_PATH = "/metrics"
 #: environ key of the matched route template (services/api/app.py sets it)
 ROUTE = "tessera.route"
 UNMATCHED = "unmatched"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 #: (method, route) of the requests that receive image data
 UPLOADS = {
     ("PUT", "/v2/images/<image_id>/file"),
@@ -53,6 +54,8 @@ class Metrics:
             ipaddress.ip_network(r, strict=False) for r in conf.metrics.allowed_source_ranges
         ]
         self.services_up = ServicesUp(rpc_client)
+        self._children: dict = {}  # (method, route, status) -> bound series
+        self._rpc_children: dict = {}
         if rpc_client is not None and hasattr(rpc_client, "observer"):
             rpc_client.observer = self.rpc_finished
         (
@@ -75,17 +78,32 @@ class Metrics:
 
     def request_finished(self, environ, status: str, sent: int, seconds: float) -> None:
         method = environ.get("REQUEST_METHOD", "-")
+        if method not in METHODS:  # a client's made-up method is no new series
+            method = "other"
         route = environ.get(ROUTE) or UNMATCHED
-        self.requests.labels(method, route, status).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs a few us: the bound series are kept
+            children = self._children[key] = (
+                self.requests.labels(method, route, status),
+                self.latency.labels(method, route),
+                self.bytes_in.labels(method, route),
+                self.bytes_out.labels(method, route),
+            )
+        count, latency, bytes_in, bytes_out = children
+        count.inc()
+        latency.observe(seconds)
         length = environ.get("CONTENT_LENGTH")
         if length and length.isdigit():
-            self.bytes_in.labels(method, route).inc(int(length))
+            bytes_in.inc(int(length))
         if sent:
-            self.bytes_out.labels(method, route).inc(sent)
+            bytes_out.inc(sent)
 
     def rpc_finished(self, service: str, method: str, seconds: float, error=None) -> None:
-        self.rpc_latency.labels(service, method).observe(seconds)
+        latency = self._rpc_children.get((service, method))
+        if latency is None:
+            latency = self._rpc_children[service, method] = self.rpc_latency.labels(service, method)
+        latency.observe(seconds)
         if error is not None:
             self.rpc_errors.labels(service, method, type(error).__name__).inc()
 
