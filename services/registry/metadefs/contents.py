@@ -57,7 +57,7 @@ def property_map(session: Session, ns: MetadefNamespace) -> dict:
     rows = session.scalars(
         select(MetadefProperty)
         .where(MetadefProperty.namespace_id == ns.id)
-        .order_by(MetadefProperty.id)
+        .order_by(MetadefProperty.name)
     )
     return {prop.name: property_definition(prop) for prop in rows}
 
@@ -114,7 +114,9 @@ def remove_property(session: Session, ns: MetadefNamespace, name: str) -> dict:
 
 def object_records(session: Session, ns: MetadefNamespace) -> list[dict]:
     rows = session.scalars(
-        select(MetadefObject).where(MetadefObject.namespace_id == ns.id).order_by(MetadefObject.id)
+        select(MetadefObject)
+        .where(MetadefObject.namespace_id == ns.id)
+        .order_by(MetadefObject.name)
     )
     return [object_record(obj) for obj in rows]
 

@@ -237,7 +237,7 @@ def create_namespace(session: Session, ctx: RequestContext, body: dict) -> tuple
         contents.associate(session, ns, a) for a in body.get("resource_type_associations") or []
     ]
     notes += [("metadef_resource_type.create", events.resource_type(name, a)) for a in associations]
-    if associations:
+    if body.get("resource_type_associations") is not None:  # [] shown as sent
         record["resource_type_associations"] = [
             {k: a[k] for k in ("name", "prefix", "properties_target") if a.get(k) is not None}
             for a in associations
@@ -246,11 +246,11 @@ def create_namespace(session: Session, ctx: RequestContext, body: dict) -> tuple
     for prop_name, definition in properties.items():
         prop = contents.add_property(session, ns, {"name": prop_name, **definition})
         notes.append(("metadef_property.create", events.metadef_property(name, prop)))
-    if properties:
+    if body.get("properties") is not None:
         record["properties"] = properties
     objects = [contents.add_object(session, ns, o) for o in body.get("objects") or []]
     notes += [("metadef_object.create", events.metadef_object(name, o)) for o in objects]
-    if objects:
+    if body.get("objects") is not None:
         record["objects"] = [
             {k: v for k, v in o.items() if k not in ("created_at", "updated_at")} for o in objects
         ]
@@ -258,7 +258,7 @@ def create_namespace(session: Session, ctx: RequestContext, body: dict) -> tuple
     for tag in tags:
         added = contents.add_tag(session, ns, tag["name"])
         notes.append(("metadef_tag.create", events.tag(name, added)))
-    if tags:
+    if body.get("tags") is not None:
         record["tags"] = [{"name": t["name"]} for t in tags]
     return record, notes
 

@@ -72,10 +72,11 @@ def object_properties(obj: MetadefObject) -> dict:
 
 
 def object_record(obj: MetadefObject) -> dict:
+    """As Glance shows a stored object: ``required`` and ``properties`` always."""
     return _compact(
         {
             "name": obj.name,
-            "required": obj.required.split(",") if obj.required else None,
+            "required": obj.required.split(",") if obj.required else [],
             "description": obj.description,
             "properties": object_properties(obj),
             "created_at": isotime(obj.created_at),
