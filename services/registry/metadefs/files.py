@@ -269,6 +269,8 @@ def export(session_factory: sessionmaker, path: Path) -> list[Path]:
 
 
 def _with_sessions(conf, action):
+    if not logging.getLogger().handlers:  # the files skipped and why, on stderr
+        logging.basicConfig(level=logging.INFO, format="tessera-manage: %(message)s")
     engine = make_engine(conf, pool_size=1)
     try:
         return action(sessionmaker(engine, expire_on_commit=False))
