@@ -63,8 +63,54 @@ default_opts = [
     ),
     cfg.HostAddressOpt("bind_host", default="127.0.0.1", help="Address the API listens on."),
     cfg.PortOpt("bind_port", default=9292, help="Port the API listens on."),
+    cfg.BoolOpt(
+        "allow_insecure_dev_auth",
+        default=False,
+        help="Let development auth (no [paste_deploy] flavor: a caller without identity "
+        "headers is an admin) serve on a bind_host that is not a loopback address. "
+        "Insecure: only where nobody else reaches the port (a container whose port is "
+        "published on the host's loopback). Off: the API refuses to start there.",
+    ),
     cfg.IntOpt("workers", default=2, min=1, help="API worker processes."),
-    cfg.IntOpt("threads", default=16, min=1, help="Threads per API worker process."),
+    cfg.IntOpt(
+        "threads",
+        default=16,
+        min=1,
+        deprecated_for_removal=True,
+        deprecated_reason="The API workers are gevent workers (services/api/front.py): "
+        "a connection costs a greenlet, not a thread; see worker_connections.",
+        help="Ignored: threads per API worker process of the former gthread workers.",
+    ),
+    cfg.IntOpt(
+        "worker_connections",
+        default=1000,
+        min=1,
+        help="Most client connections one API worker process holds at once (each a "
+        "greenlet); further connections wait in the listen backlog.",
+    ),
+    cfg.FloatOpt(
+        "client_header_timeout",
+        default=10.0,
+        min=0,
+        help="Seconds a new client connection has to send its first request line and "
+        "headers; a slower one is closed (0: no limit).",
+    ),
+    cfg.IntOpt(
+        "client_socket_timeout",
+        default=900,
+        min=0,
+        help="Seconds a kept-alive client connection may stay idle waiting for its next "
+        "request (and then for that request's headers) before it is closed, as Glance's "
+        "option of this name (0: no limit).",
+    ),
+    cfg.FloatOpt(
+        "upload_idle_timeout",
+        default=30.0,
+        min=1,
+        help="Seconds an image upload (PUT /v2/images/{id}/file, stage, v1 create or "
+        "update with data) may go without a byte from its client before the gateway "
+        "aborts it: the image goes back to queued and the partial data is removed.",
+    ),
     cfg.FloatOpt(
         "rpc_timeout",
         default=30.0,
@@ -288,6 +334,28 @@ store_opts = [
         help="The scrubber's claim on an image it scrubs; a store replica renews it "
         "while it deletes the data. A claim not renewed for this long (its replica "
         "died) is taken over by the next scrubber run.",
+    ),
+    cfg.IntOpt(
+        "sweep_interval",
+        default=600,
+        min=0,
+        help="Seconds between two runs of the store sweep, which removes file store "
+        "data no image owns (an upload whose completion was never recorded, a partial "
+        "write of a dead replica, data of a deleted or unknown image); one store replica "
+        "of the cluster runs each sweep. 0: no sweep.",
+    ),
+    cfg.IntOpt(
+        "sweep_grace_seconds",
+        default=900,
+        min=1,
+        help="The store sweep leaves alone any file modified less than this long ago.",
+    ),
+    cfg.IntOpt(
+        "sweep_lease_seconds",
+        default=60,
+        min=2,
+        help="The store sweep's claim; the replica sweeping renews it. A claim not "
+        "renewed for this long (its replica died) lets another replica sweep.",
     ),
 ]
 

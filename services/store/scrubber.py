@@ -40,12 +40,15 @@ scrub_timer = ScrubTimer.decorator
 
 
 class Lease:
-    """Keeps one claim alive while its data is deleted: renewed every third of the lease
-    by a green thread; ``stop()`` ends the renewals and returns the live token."""
+    """Keeps one claim of the registry alive while its work is done: ``renew(token)``
+    (an RPC answering the new token) is called every third of the lease by a green
+    thread; ``stop()`` ends the renewals and returns the live token. Used for each
+    image the scrubber claims and for the store sweep's claim (services/store/sweep.py);
+    ``what`` names the claim in the log."""
 
-    def __init__(self, registry, image_id: str, token: str, lease_seconds: int):
-        self.registry = registry
-        self.image_id = image_id
+    def __init__(self, renew, token: str, lease_seconds: int, what: str):
+        self.renew = renew
+        self.what = what
         self.token = token
         self.interval = max(1.0, lease_seconds / 3)
         self.lock = Semaphore()
@@ -56,9 +59,9 @@ class Lease:
             eventlet.sleep(self.interval)
             with self.lock:
                 try:
-                    self.token = self.registry.renew_scrub(self.image_id, self.token)
-                except Exception as exc:  # noqa: BLE001 - finish() will say the claim is lost
-                    log.warning("could not renew the scrub of image %s: %s", self.image_id, exc)
+                    self.token = self.renew(self.token)
+                except Exception as exc:  # noqa: BLE001 - finishing will say the claim is lost
+                    log.warning("could not renew the %s: %s", self.what, exc)
                     return
 
     def stop(self) -> str:
@@ -77,7 +80,12 @@ def delete_data(backends, url: str) -> None:
 def scrub_image(registry, backends, claim: dict, lease_seconds: int) -> bool:
     image_id = claim["image_id"]
     log.info("scrubbing image %s from %d locations", image_id, len(claim["locations"]))
-    lease = Lease(registry, image_id, claim["token"], lease_seconds)
+    lease = Lease(
+        lambda token: registry.renew_scrub(image_id, token),
+        claim["token"],
+        lease_seconds,
+        f"scrub of image {image_id}",
+    )
     scrubbed = []
     try:
         for location in claim["locations"]:

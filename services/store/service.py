@@ -26,13 +26,14 @@ from services.common.errors import (
 from services.common.logs import current_log_context, transfer_summary
 from services.common.notifications import Notifications
 from services.common.rpc import Context, Settings, rpc
-from services.store import scrubber
+from services.store import scrubber, sweep
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.formats import FormatPolicy
 from services.store.imports import ImportWorker
 from services.store.pipeline import UploadPipeline
 from services.store.scrubber import scrub_timer
+from services.store.sweep import sweep_timer
 
 log = logging.getLogger(__name__)
 
@@ -255,6 +256,10 @@ class StoreService(ImportWorker):
     @event_handler("registry", "image.deleted", handler_type=SERVICE_POOL)
     def delete_data(self, payload: dict) -> None:
         self._delete_locations(payload)
+        file_store = self.backends.by_name.get("file")
+        if payload.get("status") == "deleted" and file_store is not None:
+            # data an upload wrote whose completion was never recorded (not a location)
+            file_store.delete_leftover(payload["image_id"])
 
     @event_handler("registry", "location.removed", handler_type=SERVICE_POOL)
     def delete_removed_location(self, payload: dict) -> None:
@@ -276,6 +281,12 @@ class StoreService(ImportWorker):
     @scrub_timer
     def scrub(self) -> None:
         scrubber.run(self.registry, self.backends, self.conf)
+
+    # --- orphan data: the sweep, on every replica, run by one per sweep_interval
+
+    @sweep_timer
+    def sweep(self) -> None:
+        sweep.run(self.registry, self.backends, self.conf)
 
     @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
     def delete_abandoned_upload(self, payload: dict) -> None:

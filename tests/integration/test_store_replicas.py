@@ -1,5 +1,6 @@
 """Store replicas: two of them share the uploads; one killed mid-upload leaves the image
-queued again with no orphan data; caps and quotas stop an upload as the bytes arrive."""
+queued again with no orphan data; caps and quotas stop an upload as the bytes arrive;
+the sweep removes data no image owns, and a deleted queued image's leftover file goes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import re
 import signal
 import subprocess
+import time
+import uuid
 
 import psutil
 import pytest
@@ -20,12 +23,17 @@ from tests.stack import Stack
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     """A stack (SQLite) with a second store replica, a short upload lease and small
-    limits: image_size_cap 8 MiB, user_storage_quota 12 MiB."""
+    limits: image_size_cap 8 MiB, user_storage_quota 12 MiB; a sweep every second of
+    files older than 2 s."""
     stack = Stack(
         tmp_path_factory.mktemp("replicas"),
         sections={
             "DEFAULT": {"image_size_cap": 8 * MiB, "user_storage_quota": "12MB"},
-            "store": {"upload_lease_seconds": 3},
+            "store": {
+                "upload_lease_seconds": 3,
+                "sweep_interval": 1,
+                "sweep_grace_seconds": 2,
+            },
         },
     ).start()
     stack.start_service("store")
@@ -116,3 +124,38 @@ def test_storage_quota(replicated, rapi):
     second = rapi.create(name="q2", disk_format="raw", container_format="bare")
     error_of(upload(rapi, second["id"], os.urandom(7 * MiB)), 413)  # 14 MiB > 12 MB
     assert upload(rapi, second["id"], os.urandom(4 * MiB)).status_code == 204
+
+
+def _aged(path, data: bytes = b"orphan"):
+    path.write_bytes(data)
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return path
+
+
+def test_sweep_removes_orphans_keeps_owned_data(replicated, rapi):
+    kept = rapi.create(name="kept", disk_format="raw", container_format="bare")
+    assert upload(rapi, kept["id"], os.urandom(1000)).status_code == 204
+    os.utime(replicated.datadir / kept["id"], (time.time() - 60,) * 2)
+    queued = rapi.create(name="leftover", disk_format="raw", container_format="bare")
+    orphans = [
+        _aged(replicated.datadir / str(uuid.uuid4())),  # no such image
+        _aged(replicated.datadir / queued["id"]),  # a queued image's complete file
+        _aged(replicated.datadir / f"{kept['id']}.{uuid.uuid4()}.part"),  # no such upload
+    ]
+    foreign = _aged(replicated.datadir / "not-an-image")
+    wait_for(lambda: not any(p.exists() for p in orphans), timeout=20, what="the sweep")
+    assert (replicated.datadir / kept["id"]).exists() and foreign.exists()
+    assert rapi.get(f"/v2/images/{kept['id']}/file").status_code == 200
+    assert replicated.logs().count("sweep removed") >= 3
+    foreign.unlink()
+
+
+def test_deleting_a_queued_image_removes_its_leftover_file(replicated, rapi):
+    image = rapi.create(name="leftover", disk_format="raw", container_format="bare")
+    leftover = replicated.datadir / image["id"]
+    leftover.write_bytes(b"a complete upload whose completion was never recorded")
+    future = time.time() + 3600  # out of the sweep's reach: only the delete removes it
+    os.utime(leftover, (future, future))
+    assert rapi.delete(f"/v2/images/{image['id']}").status_code == 204
+    wait_for(lambda: not leftover.exists(), what="the leftover file to go with the image")

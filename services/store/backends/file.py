@@ -139,3 +139,37 @@ class FileStore:
 
     def delete_partial(self, image_id: str, upload_id: str) -> None:
         (self.datadir / f"{image_id}.{upload_id}.part").unlink(missing_ok=True)
+
+    def delete_leftover(self, image_id: str) -> None:
+        """The complete file of an image that never recorded it as a location (an
+        upload whose completion was lost), when the image is deleted."""
+        (self.datadir / image_id).unlink(missing_ok=True)
+
+    def files(self) -> list[tuple[str, os.stat_result]]:
+        """Every file of the store with its stat, for the sweep (services/store/sweep.py)."""
+        found = []
+        with os.scandir(self.datadir) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        found.append((entry.name, entry.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def remove_unchanged(self, name: str, seen: os.stat_result) -> bool:
+        """Remove the file ``name`` if it is still the one ``seen`` (same inode, size and
+        modification time): never a file an upload renamed into place meanwhile."""
+        path = self.datadir / name
+        try:
+            now = path.stat()
+        except FileNotFoundError:
+            return False
+        if (now.st_ino, now.st_size, now.st_mtime_ns) != (
+            seen.st_ino,
+            seen.st_size,
+            seen.st_mtime_ns,
+        ):
+            return False
+        path.unlink(missing_ok=True)
+        return True
