@@ -261,6 +261,9 @@ def test_lists_pages_and_resource_type_filter(admin, project_b):
         headers={"X-Openstack-Append": "true"},
     )
     assert {t["name"] for t in admin.get(f"{base}/{names[1]}/tags").json()["tags"]} == {"y", "z"}
+    # no tags at all: nothing changes (Glance's)
+    assert admin.post(f"{base}/{names[1]}/tags", json={}).json() == {"tags": []}
+    assert {t["name"] for t in admin.get(f"{base}/{names[1]}/tags").json()["tags"]} == {"y", "z"}
     for name in names:
         assert admin.delete(f"{base}/{name}").status_code == 204
 

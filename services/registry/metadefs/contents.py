@@ -218,7 +218,7 @@ def add_tag(session: Session, ns: MetadefNamespace, name: str) -> dict:
 def add_tags(session: Session, ns: MetadefNamespace, names: list[str], append: bool) -> list:
     """Glance's bulk create: without ``append`` the namespace's tags are replaced.
     Returns the new tags' records."""
-    if not append:
+    if names and not append:  # an empty list changes nothing (Glance's)
         delete_all(session, ns, "tags")
         session.flush()
     seen: set[str] = set()

@@ -281,7 +281,9 @@ class MetadefEntrypoints:
         schemas.validate("tags_body", body)
         with self.db.begin() as session:
             ns = self._tag_namespace(session, namespace, "add_metadef_tags")
-            added = contents.add_tags(session, ns, [t["name"] for t in body["tags"]], append)
+            added = contents.add_tags(
+                session, ns, [t["name"] for t in body.get("tags") or []], append
+            )
         self._notify_metadefs(*[("metadef_tag.create", events.tag(namespace, t)) for t in added])
         return [{"name": t["name"]} for t in added]
 
