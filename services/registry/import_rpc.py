@@ -10,6 +10,7 @@ from services.common.image_schema import image_validator
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
 from services.registry import images, imports, tasks
+from services.registry.models import Task
 from services.registry.views import orm_record
 
 
@@ -26,6 +27,19 @@ class ImportRpc:
     def _after_update(self, image_id: str, record: dict | None) -> None:
         self.dispatch("image.updated", {"image_id": image_id})
         self._notify(record, "image.update")
+
+    def _task_notice(self, task_id: str, *events: str) -> None:
+        """Glance's ``task.*`` notifications, with the task as it is now (read only
+        when one of ``events`` is to be sent)."""
+        events = tuple(e for e in events if self.notifier.enabled(e))
+        if not events:
+            return
+        with self.db.begin() as session:
+            task = session.get(Task, task_id)
+            payload = tasks.notification_payload(task) if task is not None else None
+        for event in events:
+            if payload is not None:
+                self.notifier.info(event, payload)
 
     # --- staging: called by the store replica that receives the bytes
 
@@ -59,13 +73,19 @@ class ImportRpc:
             record = tasks.task_record(task)
             image_record = self._image_updated(session, image_id)
         self._after_update(image_id, image_record)
+        self._task_notice(task.id, "task.create")
         self.dispatch("import.requested", {"task_id": task.id, "image_id": image_id})
         return record
 
     @rpc
-    def start_import(self, task_id: str) -> dict:
+    def start_import(self, task_id: str) -> dict | None:
         with self.db.begin() as session:
-            return imports.start_import(session, self.conf, task_id, self._lease_seconds())
+            claim = imports.start_import(session, self.conf, task_id, self._lease_seconds())
+        if claim is None:
+            self._task_notice(task_id, "task.failure")
+        else:
+            self._task_notice(task_id, "task.run", "task.processing")
+        return claim
 
     @rpc
     def renew_import(self, task_id: str, bytes_done: int) -> None:
@@ -79,6 +99,7 @@ class ImportRpc:
             record = self._snapshot(session, image_id, "image.activate", "image.update")
         self.dispatch("image.activated", {"image_id": image_id})
         self._notify(record, "image.activate", "image.update")
+        self._task_notice(task_id, "task.success")
 
     @rpc
     def fail_import(self, task_id: str, reason: str) -> None:
@@ -87,6 +108,7 @@ class ImportRpc:
             record = self._image_updated(session, image_id) if image_id else None
         if image_id:
             self._after_update(image_id, record)
+        self._task_notice(task_id, "task.failure")
 
     # --- the Tasks API
 
@@ -130,6 +152,7 @@ class ImportRpc:
             )
             record = tasks.task_record(task)
         self.dispatch("image.created", {"image_id": image_id})
+        self._task_notice(task.id, "task.create")
         self.dispatch("import.requested", {"task_id": task.id, "image_id": image_id})
         return record
 

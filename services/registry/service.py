@@ -22,7 +22,6 @@ from services.registry import (
     members,
     quotas,
     scrubbing,
-    sweeping,
     unified_limits,
     uploads,
 )
@@ -146,10 +145,7 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
                 session, self.context, image_id, self.conf.delayed_delete
             )
         # with delayed delete the data stays for the scrubber (services/store/scrubber.py)
-        # status: a queued image's leftover file goes too (not a pending_delete's data)
-        self.dispatch(
-            "image.deleted", {"image_id": image_id, "locations": locations, "status": status}
-        )
+        self.dispatch("image.deleted", {"image_id": image_id, "locations": locations})
         self._notify(record and {**record, "status": status}, "image.delete")
 
     # --- uploads: called by the store replica that moves the bytes
@@ -243,28 +239,6 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
     def finish_scrub(self, image_id: str, token: str, scrubbed: list) -> bool:
         with self.db.begin() as session:
             return scrubbing.finish(session, image_id, token, scrubbed)
-
-    # --- the store sweep of orphan data (services/store/sweep.py)
-
-    @rpc
-    def claim_sweep(self) -> str | None:
-        with self.db.begin() as session:
-            return sweeping.claim(session, self.conf.store.sweep_lease_seconds)
-
-    @rpc
-    def renew_sweep(self, token: str) -> str:
-        with self.db.begin() as session:
-            return sweeping.renew(session, token, self.conf.store.sweep_lease_seconds)
-
-    @rpc
-    def finish_sweep(self, token: str) -> None:
-        with self.db.begin() as session:
-            sweeping.finish(session, token, self.conf.store.sweep_interval)
-
-    @rpc
-    def sweep_states(self, image_ids: list) -> dict:
-        with self.db.begin() as session:
-            return sweeping.image_states(session, image_ids)
 
     # --- deactivation
 

@@ -96,6 +96,25 @@ def end(session: Session, task: Task, ttl_hours: int, result: dict | None = None
     )
 
 
+def notification_payload(task: Task) -> dict:
+    """Glance's ``format_task_notification`` (no input: it may hold secrets; an unset
+    timestamp is the current time, as oslo's isotime(None) gives it)."""
+    now = utcnow()
+    return {
+        "id": task.id,
+        "type": task.type,
+        "status": task.status,
+        "result": None,
+        "owner": task.owner,
+        "message": None,
+        "expires_at": isotime(task.expires_at or now),
+        "created_at": isotime(task.created_at or now),
+        "updated_at": isotime(task.updated_at or now),
+        "deleted": False,
+        "deleted_at": None,
+    }
+
+
 # --- reading
 
 

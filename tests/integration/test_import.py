@@ -24,10 +24,14 @@ import pytest
 from tests.conftest import Api
 from tests.integration.test_image_data import MiB, wait_for
 from tests.integration.test_images_api import error_of
+from tests.integration.test_notifications import Listener
 from tests.integration.test_store_replicas import store_consumers, store_pids
 from tests.stack import MysqlDatabase, Stack, free_port
 
 OCTETS = {"Content-Type": "application/octet-stream"}
+# format_task_notification's keys (glance/notifier.py)
+TASK_KEYS = {"id", "type", "status", "result", "owner", "message", "expires_at"}
+TASK_KEYS |= {"created_at", "updated_at", "deleted", "deleted_at"}
 
 
 class Source(http.server.BaseHTTPRequestHandler):
@@ -102,13 +106,20 @@ def importing(request, web, tmp_path_factory):
                 "allowed_hosts": "127.0.0.1",
                 "allowed_ports": urlsplit(web).port,
             },
+            "oslo_messaging_notifications": {"driver": "messagingv2"},
         },
-    ).start()
-    stack.database = request.param
-    yield stack
-    stack.cleanup()
-    if database:
-        database.delete()
+    )
+    listener = Listener(stack.vhost.transport_url)
+    try:
+        stack.start()
+        stack.database = request.param
+        stack.heard = listener.heard
+        yield stack
+    finally:
+        listener.stop()
+        stack.cleanup()
+        if database:
+            database.delete()
 
 
 @pytest.fixture
@@ -165,6 +176,7 @@ def assert_failed(stack, api, image_id: str, *words: str) -> dict:
     for word in words:
         assert word in task["message"], task["message"]
     wait_for(lambda: not leftovers(stack, image_id), what="no data left behind")
+    stack.heard.wait_for(task["id"], "task.failure")
     return task
 
 
@@ -211,6 +223,12 @@ def test_glance_direct(importing, iapi):
     assert task["input"]["import_req"] == {"method": {"name": "glance-direct"}}
     assert task["owner"] == iapi.project and task["user_id"] == "test-user"
     assert not list((importing.workdir / "data" / "staging").glob(f"{image_id}*"))
+    # Glance's task notifications, with Glance's payload (no input)
+    events = importing.heard.wait_for(
+        task["id"], "task.create", "task.run", "task.processing", "task.success"
+    )
+    success = next(e for e in events if e["event_type"] == "task.success")
+    assert set(success["payload"]) == TASK_KEYS and success["payload"]["status"] == "success"
 
 
 def test_stage_refusals_leave_nothing_staged(importing, iapi, web, tmp_path):
@@ -358,8 +376,7 @@ def test_replica_killed_mid_import(importing, iapi, web):
         writer.send_signal(signal.SIGKILL)
     finally:
         Source.release.set()
-    task = assert_failed(importing, iapi, image_id, "lease")
-    assert task["status"] == "failure"
+    assert_failed(importing, iapi, image_id, "lease")
     importing.extra = [p for p in importing.extra if p.pid != writer.pid]
     if len(store_pids(importing)) < 2:
         importing.start_service("store")
