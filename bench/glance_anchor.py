@@ -120,19 +120,27 @@ def trusted_paste_ini(stock: str, etc: Path) -> str:
                 out += [
                     "# Tessera benchmark: keystone's pipeline without authtoken; the context",
                     "# middleware reads the caller from X-Identity-Status/X-Roles/X-Project-Id.",
-                    "[composite:glance-api-trusted]",
-                    "paste.composite_factory = glance.api:root_app_factory",
-                    "/: api",
-                    "/healthcheck: healthcheck",
-                    "",
+                    "# trusted+caching is keystone+caching's (the image cache), likewise.",
                 ]
+                for flavor in ("trusted", "trusted+caching"):
+                    out += [
+                        f"[composite:glance-api-{flavor}]",
+                        "paste.composite_factory = glance.api:root_app_factory",
+                        "/: api",
+                        "/healthcheck: healthcheck",
+                        "",
+                    ]
                 composite_added = True
-        elif section == "composite:api" and text.split("=")[0].strip() == "keystone":
+        elif section == "composite:api" and text.split("=")[0].strip() in (
+            "keystone",
+            "keystone+caching",
+        ):
             out.append(line)
+            flavor = text.split("=")[0].strip().replace("keystone", "trusted")
             pipeline = [name for name in text.split("=", 1)[1].split() if name != "authtoken"]
             if "context" not in pipeline:
                 raise RuntimeError(f"unexpected keystone pipeline in Glance's paste ini: {text}")
-            out.append("trusted = " + " ".join(pipeline))
+            out.append(f"{flavor} = " + " ".join(pipeline))
             pipeline_added = True
             continue
         elif text.startswith("disable_by_file_path"):
@@ -143,10 +151,12 @@ def trusted_paste_ini(stock: str, etc: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def api_conf(etc: Path, data: Path, logs: Path) -> str:
+def api_conf(etc: Path, data: Path, logs: Path, cache: bool = False) -> str:
     return f"""\
-# glance-api.conf for the Tessera benchmark: SQLite, file store, no Keystone, no cache.
+# glance-api.conf for the Tessera benchmark: SQLite, file store, no Keystone; the image
+# cache only with cache=True (flavor trusted+caching, the sqlite driver).
 [DEFAULT]
+image_cache_driver = sqlite
 debug = False
 log_file = {logs / "glance-api.log"}
 node_staging_uri = file://{data / "staging"}
@@ -161,7 +171,7 @@ default_store = file
 filesystem_store_datadir = {data / "images"}/
 
 [paste_deploy]
-flavor = trusted
+flavor = {"trusted+caching" if cache else "trusted"}
 config_file = {etc / "glance-api-paste.ini"}
 
 [oslo_concurrency]
@@ -212,6 +222,7 @@ def start(
     processes: int = 4,
     threads: int = 1,
     timeout: float = 120,
+    cache: bool = False,
 ) -> tuple[str, int]:
     """Install if needed, write the config under ``workdir``, sync the database, start the
     uWSGI master and wait until ``/v2/images`` answers 200 to the trusted headers.
@@ -236,7 +247,7 @@ def start(
 
     paste = trusted_paste_ini(stock_paste_ini(venv).read_text(), etc)
     (etc / "glance-api-paste.ini").write_text(paste)
-    (etc / "glance-api.conf").write_text(api_conf(etc, data, logs))
+    (etc / "glance-api.conf").write_text(api_conf(etc, data, logs, cache))
     (etc / "glance-uwsgi.ini").write_text(uwsgi_ini(venv, etc, port, processes, threads))
 
     env = {

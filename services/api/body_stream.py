@@ -14,12 +14,16 @@ blocks where splicing is impossible (no plain client socket, TLS, another server
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import select
 import socket
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
+
+from services.common import native_threads
 
 try:  # the gateway runs under gunicorn; tests may drive the app without it
     from gunicorn.http.body import Body, LengthReader
@@ -32,13 +36,41 @@ PIPE_SIZE = 1 << 20
 
 class SourceBroken(Exception):
     """The side bytes are read from failed or ended early (errors of the side they are
-    written to stay OSErrors)."""
+    written to stay OSErrors); ``idle``: it sent nothing for its idle timeout."""
+
+    def __init__(self, message: str, idle: bool = False):
+        super().__init__(message)
+        self.idle = idle
 
 
-def forward_body(environ: dict, target: socket.socket, timeout: float) -> int | None:
+@contextmanager
+def client_timeout(environ: dict, seconds: float) -> Iterator[None]:
+    """Within the block, a read of the client's socket (gunicorn's body reader) that
+    gets nothing for ``seconds`` raises ``TimeoutError``; the socket's own timeout is
+    restored after it."""
+    sock = environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        yield
+        return
+    before = sock.gettimeout()
+    sock.settimeout(seconds)
+    try:
+        yield
+    finally:
+        try:
+            sock.settimeout(before)
+        except OSError:  # closed meanwhile
+            pass
+
+
+def forward_body(
+    environ: dict, target: socket.socket, timeout: float, idle_timeout: float | None = None
+) -> int | None:
     """Send a request body of known length to ``target`` without it entering Python
     (past what gunicorn had read ahead); returns the bytes sent, or None when this
-    request cannot be spliced (the caller then reads it block by block)."""
+    request cannot be spliced (the caller then reads it block by block). A client that
+    sends nothing for ``idle_timeout`` seconds (default ``timeout``) is ``SourceBroken``
+    with ``idle=True``."""
     body = environ.get("wsgi.input")
     reader = getattr(body, "reader", None)
     client = _client_socket(environ)
@@ -56,7 +88,7 @@ def forward_body(environ: dict, target: socket.socket, timeout: float) -> int | 
         reader.unreader.unread(ahead[length:])
         ahead = ahead[:length]
     target.sendall(ahead)
-    _splice(client, target, length - len(ahead), timeout)
+    _splice(client, target, length - len(ahead), timeout, idle_timeout)
     reader.length = 0
     return length
 
@@ -76,8 +108,15 @@ def _wait(sock: socket.socket, write: bool, timeout: float) -> None:
         raise TimeoutError("the data hop stalled")
 
 
-def _splice(source: socket.socket, target: socket.socket, length: int, timeout: float) -> None:
-    """Move ``length`` bytes from ``source`` to ``target`` inside the kernel."""
+def _splice(
+    source: socket.socket,
+    target: socket.socket,
+    length: int,
+    timeout: float,
+    source_timeout: float | None = None,
+) -> None:
+    """Move ``length`` bytes from ``source`` to ``target`` inside the kernel; ``source``
+    may stay silent ``source_timeout`` seconds at a time (default ``timeout``)."""
     read_end, write_end = os.pipe()
     try:
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -86,9 +125,9 @@ def _splice(source: socket.socket, target: socket.socket, length: int, timeout: 
                 moved = os.splice(source.fileno(), write_end, min(length, PIPE_SIZE))
             except BlockingIOError:
                 try:
-                    _wait(source, False, timeout)
+                    _wait(source, False, source_timeout or timeout)
                 except TimeoutError as exc:
-                    raise SourceBroken(str(exc)) from exc
+                    raise SourceBroken(str(exc), idle=True) from exc
                 continue
             except OSError as exc:
                 raise SourceBroken(str(exc)) from exc
@@ -168,10 +207,14 @@ def fill_body(
     environ: dict, response, source: socket.socket, length: int, block: int, timeout: float, fill
 ) -> Iterator[bytes]:
     """Like ``download_body``, writing the bytes into the cache ``fill`` (a
-    services.cache.fill.Fill) on their way: past the first block they go from the store's
-    socket into the cache file (``splice``) and from there to the client (``sendfile``),
-    never entering Python. The caller finishes the fill once the body is sent
-    (``fill.written == length``); a body cut short aborts it."""
+    services.cache.fill.Fill) on their way. Past the first block they are spliced from the
+    store's socket to the client's as in ``download_body`` and duplicated (``tee``, no
+    copy) into a second pipe, which a thread of its own splices into the cache file: the
+    client never waits for the disk. When that writer falls behind (a disk slower than the
+    client), the fill is handed to the node's prefetcher instead (``fill.fall_back``).
+    The caller finishes the fill once the body is sent (``fill.written == length``); a
+    body cut short aborts it."""
+    fell_behind = False
     try:
         first = response.read(min(block, length))
         fill.write(first)
@@ -185,7 +228,7 @@ def fill_body(
                 fill.write(chunk)
                 yield chunk
                 remaining -= len(chunk)
-            _splice_through_file(source, target, fill, remaining, timeout)
+            fell_behind = not _splice_and_tee(source, target, fill, remaining, timeout)
             return
         while remaining > 0:
             chunk = response.read(min(block, remaining))
@@ -195,17 +238,50 @@ def fill_body(
             remaining -= len(chunk)
             yield chunk
     finally:
-        if fill.written != length:
+        if fell_behind:
+            fill.fall_back()
+        elif fill.written != length:
             fill.abort()
 
 
-def _splice_through_file(source: socket.socket, target: socket.socket, fill, length, timeout):
-    read_end, write_end = os.pipe()
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.tee.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
+_libc.tee.restype = ctypes.c_ssize_t
+
+
+def _tee(fd_in: int, fd_out: int, length: int) -> int:
+    """tee(2), which the os module lacks: duplicate up to ``length`` bytes of one pipe
+    into another without consuming them (non-blocking)."""
+    done = _libc.tee(fd_in, fd_out, length, os.SPLICE_F_NONBLOCK)
+    if done < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))  # BlockingIOError for EAGAIN
+    return done
+
+
+def _write_into(read_end: int, fill) -> None:
+    """The writer thread: what arrives in the pipe goes into the fill's file."""
     try:
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        while moved := os.splice(read_end, fill.fd, PIPE_SIZE, offset_dst=fill.written):
+            fill.written += moved
+    except OSError:
+        pass  # the fill comes up short and is given up
+
+
+def _splice_and_tee(source, target, fill, length: int, timeout: float) -> bool:
+    """Move ``length`` bytes from ``source`` to ``target`` inside the kernel while a
+    writer thread puts a copy into the fill's file; False if the writer fell behind and
+    its copy was given up (the client got every byte all the same)."""
+    to_client, to_file = os.pipe(), os.pipe()
+    teeing, writer = True, None
+    try:
+        fcntl.fcntl(to_client[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(to_file[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        # a real thread even in a gevent worker: its splice blocks on the pipe
+        writer = native_threads.start(_write_into, to_file[0], fill, name="cache-writer")
         while length > 0:
             try:
-                moved = os.splice(source.fileno(), write_end, min(length, PIPE_SIZE))
+                moved = os.splice(source.fileno(), to_client[1], min(length, PIPE_SIZE))
             except BlockingIOError:
                 try:
                     _wait(source, False, timeout)
@@ -216,13 +292,25 @@ def _splice_through_file(source: socket.socket, target: socket.socket, fill, len
                 raise SourceBroken(str(exc)) from exc
             if moved == 0:
                 raise SourceBroken("the sending side closed the connection early")
-            start, left = fill.written, moved
-            while left:
-                done = os.splice(read_end, fill.fd, left, offset_dst=fill.written)
-                fill.written += done
-                left -= done
-            _sendfile(target, fill.fd, start, moved, timeout)
+            if teeing:
+                try:
+                    teed = _tee(to_client[0], to_file[1], moved)
+                except BlockingIOError:
+                    teed = 0
+                if teed < moved:  # the file's pipe is full: the disk is behind
+                    teeing = False
+                    os.close(to_file[1])
             length -= moved
+            while moved:
+                try:
+                    moved -= os.splice(to_client[0], target.fileno(), moved)
+                except BlockingIOError:
+                    _wait(target, True, timeout)
     finally:
-        os.close(read_end)
-        os.close(write_end)
+        if teeing:
+            os.close(to_file[1])  # the writer reads to the end, then stops
+        if writer is not None:
+            writer.join()
+        for fd in (*to_client, to_file[0]):
+            os.close(fd)
+    return teeing

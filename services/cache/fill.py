@@ -15,9 +15,9 @@ import fcntl
 import hashlib
 import logging
 import os
-import threading
 
 from services.cache.index import ImageCache, cacheable_id
+from services.common import native_threads
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +71,26 @@ class Fill:
             self.written += done
             view = view[done:]
 
-    def finish_in_background(self) -> threading.Thread:
+    def finish_in_background(self):
         """``finish`` in a thread of its own (the gateway: after the client has its
-        bytes, so hashing the file never holds up a download)."""
+        bytes, so hashing the file never holds up a download; a real thread, even in a
+        gevent worker); an object with ``join``, or None."""
         self.finishing = True
-        thread = threading.Thread(target=self.finish, name="cache-fill", daemon=True)
-        thread.start()
-        return thread
+        if self.fd < 0:  # given up already
+            return None
+        return native_threads.start(self.finish, name="cache-fill")
 
     def release(self) -> None:
         """The response is done with the fill: abort it unless it is being finished."""
         if not self.finishing:
             self.abort()
+
+    def fall_back(self) -> None:
+        """Give this fill up and queue the image for the node's prefetcher, which fills
+        it from the store on its own (a download whose cache file could not keep up)."""
+        self.abort()
+        self.cache.queue(self.image["id"])
+        log.info("image %s: the cache file fell behind the download; queued", self.image["id"])
 
     def abort(self) -> None:
         """Give the fill up: its file goes (we still hold the lock on it)."""

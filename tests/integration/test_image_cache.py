@@ -144,14 +144,24 @@ def fill(api, image_id: str, data: bytes) -> None:
     wait_for(lambda: image_id in cached_ids(api), what="the cache fill")
 
 
+def children(stack, marker: str) -> list[psutil.Process]:
+    """tessera-run's live descendants whose command line holds ``marker``."""
+    found = []
+    for proc in psutil.Process(stack.process.pid).children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return found
+
+
 def store_processes(stack) -> list[psutil.Process]:
-    procs = psutil.Process(stack.process.pid).children(recursive=True)
-    return [p for p in procs if "store" in p.cmdline()]
+    return children(stack, "services.launch store")
 
 
 def gateway_processes(stack) -> list[psutil.Process]:
-    procs = psutil.Process(stack.process.pid).children(recursive=True)
-    return [p for p in procs if "services.api.server" in " ".join(p.cmdline())]
+    return children(stack, "services.api.server")
 
 
 def fills(stack, image_id: str) -> int:
@@ -249,7 +259,7 @@ def test_fill_killed_half_way_leaves_nothing_servable(nodes, api_a):
     sock.close()
     assert partial.exists() and partial.stat().st_size < len(data)  # half-written
     wait_for(
-        lambda: any(p.pid != filler.pid for p in gateway_processes(stack) if p.children() == []),
+        lambda: len(gateway_processes(stack)) == 2,  # the master and a new worker
         what="gunicorn to replace the worker",
     )
     api = Api(stack.url, project=api_a.project, roles="admin")  # no connection to the dead

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Image cache downloads: Tessera next to Glance 33 with its image cache on, in one run,
+against this machine's loopback HTTP limit.
+
+    .venv/bin/python bench/cache_bench.py                  # 256 MiB image, 5 hits each
+    .venv/bin/python bench/cache_bench.py --size-mib 1024 --reps 3 --servers tessera
+
+For each server: one image is uploaded, then downloaded
+- uncached: ``Range: bytes=0-`` (the whole image; a range is never cached, by Tessera nor
+  Glance, so this is the store relay),
+- first: the download that fills the cache on its way,
+- hit: ``--reps`` downloads served from the cache (after the fill is published).
+The limit is a trivial stdlib HTTP server in its own process sending 1 MiB blocks from
+memory, read by the same client. Tessera runs as bench/run_bench.py starts it (cache on,
+under its throw-away data directory); Glance as bench/glance_anchor.py starts it (uWSGI,
+4 processes, flavor keystone+caching minus authtoken, the sqlite cache driver). The RSS of
+each server's process tree is sampled before and after. MB/s = 10^6 bytes/s. Writes
+bench/results/cache-<time>.json."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import glance_anchor  # noqa: E402
+from harness import free_port, result_path  # noqa: E402
+
+from tests.stack import Stack  # noqa: E402
+
+MiB = 1 << 20
+TESSERA = {"X-Project-Id": "bench", "X-User-Id": "bench", "X-Roles": "admin"}
+GLANCE = {**glance_anchor.HEADERS, "X-Roles": "admin,member,reader"}
+
+
+def mbps(nbytes: int, seconds: float) -> float:
+    return round(nbytes / seconds / 1e6, 1)
+
+
+def download(url: str, path: str, headers: dict) -> tuple[int, float]:
+    """GET ``path``, reading into one reusable buffer: (bytes, seconds)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300, blocksize=MiB)
+    buffer = memoryview(bytearray(4 * MiB))
+    try:
+        started = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        if resp.status not in (200, 206):
+            raise RuntimeError(f"GET {path}: {resp.status} {resp.read(500)!r}")
+        total = 0
+        while n := resp.readinto(buffer):
+            total += n
+        return total, time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def request(url: str, method: str, path: str, headers: dict, body=None, length=None):
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300, blocksize=MiB)
+    try:
+        hdrs = dict(headers)
+        if length is not None:
+            hdrs["Content-Length"] = str(length)
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status >= 300:
+            raise RuntimeError(f"{method} {path}: {resp.status} {data[:500]!r}")
+        return json.loads(data) if data else None
+    finally:
+        conn.close()
+
+
+def upload_image(url: str, headers: dict, size_mib: int) -> str:
+    image = request(
+        url,
+        "POST",
+        "/v2/images",
+        {**headers, "Content-Type": "application/json"},
+        json.dumps({"name": "cache-bench", "disk_format": "raw", "container_format": "bare"}),
+    )
+    block = os.urandom(MiB)
+    request(
+        url,
+        "PUT",
+        f"/v2/images/{image['id']}/file",
+        {**headers, "Content-Type": "application/octet-stream"},
+        (block for _ in range(size_mib)),
+        size_mib * MiB,
+    )
+    return image["id"]
+
+
+def tree_rss_mib(pid: int) -> float:
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return round(total / MiB, 1)
+
+
+def measure(url: str, pid: int, headers: dict, size_mib: int, reps: int) -> dict:
+    image_id = upload_image(url, headers, size_mib)
+    path = f"/v2/images/{image_id}/file"
+    rss_before = tree_rss_mib(pid)
+    size, secs = download(url, path, {**headers, "Range": "bytes=0-"})
+    uncached = mbps(size, secs)
+    size, secs = download(url, path, headers)
+    first = mbps(size, secs)
+    deadline = time.monotonic() + 300
+    while image_id not in {
+        e["image_id"] for e in request(url, "GET", "/v2/cache", headers)["cached_images"]
+    }:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the image was not cached")
+        time.sleep(0.2)
+    hits = []
+    for _ in range(reps):
+        size, secs = download(url, path, headers)
+        assert size == size_mib * MiB
+        hits.append(mbps(size, secs))
+    return {
+        "uncached_MBps": uncached,
+        "first_fill_MBps": first,
+        "hit_MBps": hits,
+        "hit_median_MBps": statistics.median(hits),
+        "rss_before_MiB": rss_before,
+        "rss_after_MiB": tree_rss_mib(pid),
+    }
+
+
+class _Sender(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    block = b"\0" * MiB
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        mib = int(self.path.rsplit("/", 1)[-1])
+        self.send_response(200)
+        self.send_header("Content-Length", str(mib * MiB))
+        self.end_headers()
+        for _ in range(mib):
+            self.wfile.write(self.block)
+
+
+def loopback_limit(size_mib: int, reps: int) -> float:
+    """The best of ``reps`` GETs of ``size_mib`` from a trivial server in another process."""
+    port = free_port()
+    code = (
+        "import http.server, sys; sys.path.insert(0, sys.argv[2]); import cache_bench; "
+        "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), "
+        "cache_bench._Sender).serve_forever()"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", code, str(port), str(Path(__file__).resolve().parent)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                download(url, "/1", {})
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        return max(mbps(*download(url, f"/{size_mib}", {})) for _ in range(reps))
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--servers", default="tessera,glance")
+    args = parser.parse_args()
+    servers = args.servers.split(",")
+    results: dict = {"size_mib": args.size_mib, "reps": args.reps}
+    results["loopback_limit_MBps"] = loopback_limit(args.size_mib, 3)
+    print(f"# loopback HTTP limit: {results['loopback_limit_MBps']} MB/s", flush=True)
+    if "tessera" in servers:
+        with tempfile.TemporaryDirectory(prefix="tessera-cache-bench-") as workdir:
+            stack = Stack(
+                Path(workdir),
+                workers=2,
+                threads=16,
+                image_cache_dir=Path(workdir) / "cache",
+                image_cache_max_size=4 * args.size_mib * MiB,
+            )
+            try:
+                stack.start()
+                results["tessera"] = measure(
+                    stack.url, stack.process.pid, TESSERA, args.size_mib, args.reps
+                )
+            finally:
+                stack.cleanup()
+        print(f"# tessera: {results['tessera']}", flush=True)
+    if "glance" in servers:
+        with tempfile.TemporaryDirectory(prefix="glance-cache-bench-") as workdir:
+            url, pid = glance_anchor.start(free_port(), workdir, cache=True)
+            try:
+                results["glance"] = measure(url, pid, GLANCE, args.size_mib, args.reps)
+            finally:
+                glance_anchor.stop()
+        print(f"# glance: {results['glance']}", flush=True)
+    limit = results["loopback_limit_MBps"]
+    rows = [("loopback HTTP limit (MB/s)", limit, limit)]
+    for figure, key in (
+        ("uncached download (MB/s)", "uncached_MBps"),
+        ("first download, filling (MB/s)", "first_fill_MBps"),
+        ("cache hit, median (MB/s)", "hit_median_MBps"),
+        ("RSS before (MiB)", "rss_before_MiB"),
+        ("RSS after (MiB)", "rss_after_MiB"),
+    ):
+        rows.append(
+            (
+                figure,
+                results.get("tessera", {}).get(key, "-"),
+                results.get("glance", {}).get(key, "-"),
+            )
+        )
+    table = [f"{'figure':34} {'Tessera':>10} {'Glance 33':>10}"]
+    table += [f"{name:34} {t!s:>10} {g!s:>10}" for name, t, g in rows]
+    if "tessera" in results:
+        hit = results["tessera"]["hit_median_MBps"]
+        table.append(f"Tessera cache hit / loopback limit: {hit / limit:.0%}")
+        if "glance" in results:
+            table.append(
+                f"Tessera cache hit / Glance cache hit: "
+                f"{hit / results['glance']['hit_median_MBps']:.2f}x"
+            )
+    results["table"] = table
+    print("\n".join(table))
+    out = result_path("cache")
+    out.write_text(json.dumps(results, indent=2))
+    print(f"# results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
