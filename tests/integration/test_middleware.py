@@ -164,8 +164,8 @@ def test_callers_request_id_reaches_the_registry_log(stack, api):
     lines = wait_for_log(stack, caller_id)
     registry_lines = [ln for ln in lines if " registry:" in ln]
     assert registry_lines, lines
-    # logged as [global local]: the gateway's own id is there too
-    assert re.search(rf"\[{caller_id} req-[0-9a-f-]{{36}}\]", registry_lines[0]), registry_lines
+    # logged as [global local user project ...]: the gateway's own id is there too
+    assert re.search(rf"\[{caller_id} req-[0-9a-f-]{{36}} ", registry_lines[0]), registry_lines
 
 
 def test_invalid_callers_request_id_is_ignored(stack, api):
