@@ -124,7 +124,7 @@ def list_namespaces(session: Session, ctx: RequestContext, query: dict) -> dict:
     if query.get("visibility"):
         stmt = stmt.where(MetadefNamespace.visibility == query["visibility"])
     if query.get("resource_types"):
-        names = [n for n in query["resource_types"].split(",")]
+        names = query["resource_types"].split(",")
         stmt = stmt.where(
             MetadefNamespace.id.in_(
                 select(MetadefNamespaceResourceType.namespace_id)
