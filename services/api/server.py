@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import sys
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from services.common.config import load_config
 from services.common.config_check import log_config_warnings
 from services.common.logs import setup_logging
 from services.common.property_protections import check_at_start
+
+
+class OsloLogger(glogging.Logger):
+    """gunicorn's own lines (workers booting, exiting, timing out) through oslo.log's
+    handlers, so that they land in the gateway's log file too, in its format."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
 
 
 class GatewayServer(BaseApplication):
@@ -35,6 +48,7 @@ class GatewayServer(BaseApplication):
             "graceful_timeout": 10,
             "control_socket_disable": True,
             "accesslog": None,  # the pipeline's own (services/api/middleware.py)
+            "logger_class": OsloLogger,
             # X-Forwarded-* are oslo's http_proxy_to_wsgi's, only with [oslo_middleware]
             # enable_proxy_headers_parsing, as Glance (gunicorn trusts a local proxy's)
             "secure_scheme_headers": {},

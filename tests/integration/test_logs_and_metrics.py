@@ -66,6 +66,8 @@ def test_each_service_logs_json_lines_to_its_own_file(logged):
         assert lines, service
         assert all({"message", "levelname", "name", "asctime"} <= set(r) for r in lines)
     assert any("starting the registry service" in r["message"] for r in records(logged, "registry"))
+    # gunicorn's own lines too
+    assert any(r["message"].startswith("Booting worker") for r in records(logged, "api"))
 
 
 def test_the_access_line_carries_the_request_context(logged, lapi):
