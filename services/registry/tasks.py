@@ -80,6 +80,7 @@ def set_progress(session: Session, task_id: str, bytes_done: int) -> None:
 
 def end(session: Session, task: Task, ttl_hours: int, result: dict | None = None, message=None):
     """processing (or pending) → success with ``result``, or failure with ``message``."""
+    session.refresh(task)  # its status and progress as the database has them now
     done = json.loads(task.result or "{}").get(PROGRESS_KEY)
     stored = dict(result or {})
     if done is not None:
