@@ -1,6 +1,6 @@
-"""``tessera-api [--config-file PATH]``: the gateway under gunicorn (gthread workers, no
-eventlet in this process). Each worker builds its own app, and so its own RPC
-connections, after the fork."""
+"""``tessera-api [--config-file PATH]``: the gateway under gunicorn, gevent workers with
+header and idle timeouts (services/api/front.py says why; no eventlet in this process).
+Each worker builds its own app, and so its own RPC connections, after the fork."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 
 from services.common.config import load_config
 from services.common.config_check import log_config_warnings
+from services.common.dev_auth import check_dev_auth_bind
 from services.common.logs import setup_logging
 from services.common.property_protections import check_at_start
 
@@ -37,13 +38,16 @@ class GatewayServer(BaseApplication):
         settings = {
             "bind": f"{conf.bind_host}:{conf.bind_port}",
             "workers": conf.workers,
-            "threads": conf.threads,
-            "worker_class": "gthread",
+            "worker_class": __import__("os").environ.get("TMP_AB_WORKER", "services.api.front.GatewayWorker"),
+            "worker_connections": conf.worker_connections,
+            "threads": 16,
             # A list URL with ~100 ids in an in: filter is ~4 KB, gunicorn's default
             # limit; 8190 is its largest. Headers as long as Glance's max_header_line.
             "limit_request_line": 8190,
             "limit_request_field_size": 16384,
-            "keepalive": 75,
+            # the idle timeout of kept-alive connections (front.py: also the bound on a
+            # later request's headers); 0 turns keep-alive off, so "no limit" is a day
+            "keepalive": conf.client_socket_timeout or 86400,
             "timeout": 120,
             "graceful_timeout": 10,
             "control_socket_disable": True,
@@ -65,6 +69,9 @@ class GatewayServer(BaseApplication):
             settings["child_exit"] = lambda _arbiter, worker: worker_exited(worker.pid)
         for key, value in settings.items():
             self.cfg.set(key, value)
+        from services.api.front import configure
+
+        configure(conf.client_header_timeout, conf.client_socket_timeout)
 
     def load(self):
         from services.api.app import create_app
@@ -76,6 +83,7 @@ class GatewayServer(BaseApplication):
 def main(argv: list[str] | None = None) -> None:
     conf = load_config(sys.argv[1:] if argv is None else argv, prog="tessera-api")
     check_at_start(conf, "tessera-api")
+    check_dev_auth_bind(conf, "tessera-api")
     setup_logging(conf, "api")
     log_config_warnings(conf)
     if conf.metrics.enabled:
