@@ -38,7 +38,8 @@ def _norm(name: str) -> str:
 def config_files(conf: cfg.ConfigOpts) -> list[str]:
     """The files oslo.config read, in order: ``--config-file`` then ``--config-dir``."""
     files = list(conf.config_file or [])
-    for directory in conf.config_dir and [conf.config_dir] or []:
+    directories = conf.config_dir or []
+    for directory in [directories] if isinstance(directories, str) else directories:
         files += sorted(glob.glob(os.path.join(directory, "*.conf")))
     return files
 

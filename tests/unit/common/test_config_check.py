@@ -115,3 +115,9 @@ def test_an_unsupported_store_is_reported(tmp_path):
     conf = load(tmp_path, "[glance_store]\nstores = file,glance.store.rbd.Store\n")
     (warning,) = config_warnings(conf)
     assert warning.startswith("[glance_store] stores: the rbd store is not supported")
+
+
+def test_files_of_a_config_dir_are_checked(tmp_path):
+    (tmp_path / "glance-api.conf").write_text("[DEFAULT]\nbind_prot = 9293\n")
+    conf = load_config(["--config-dir", str(tmp_path)])
+    assert config_warnings(conf) == ["[DEFAULT] bind_prot is not an option Tessera reads; ignored"]
