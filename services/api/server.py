@@ -1,6 +1,6 @@
-"""``tessera-api [--config-file PATH]``: the gateway under gunicorn, gevent workers with
-header and idle timeouts (services/api/front.py says why; no eventlet in this process).
-Each worker builds its own app, and so its own RPC connections, after the fork."""
+"""``tessera-api [--config-file PATH]``: the gateway under gunicorn (gthread workers, no
+eventlet in this process). Each worker builds its own app, and so its own RPC
+connections, after the fork."""
 
 from __future__ import annotations
 
@@ -38,16 +38,13 @@ class GatewayServer(BaseApplication):
         settings = {
             "bind": f"{conf.bind_host}:{conf.bind_port}",
             "workers": conf.workers,
-            "worker_class": __import__("os").environ.get("TMP_AB_WORKER", "services.api.front.GatewayWorker"),
-            "worker_connections": conf.worker_connections,
-            "threads": 16,
+            "threads": conf.threads,
+            "worker_class": "gthread",
             # A list URL with ~100 ids in an in: filter is ~4 KB, gunicorn's default
             # limit; 8190 is its largest. Headers as long as Glance's max_header_line.
             "limit_request_line": 8190,
             "limit_request_field_size": 16384,
-            # the idle timeout of kept-alive connections (front.py: also the bound on a
-            # later request's headers); 0 turns keep-alive off, so "no limit" is a day
-            "keepalive": conf.client_socket_timeout or 86400,
+            "keepalive": 75,
             "timeout": 120,
             "graceful_timeout": 10,
             "control_socket_disable": True,
@@ -69,9 +66,6 @@ class GatewayServer(BaseApplication):
             settings["child_exit"] = lambda _arbiter, worker: worker_exited(worker.pid)
         for key, value in settings.items():
             self.cfg.set(key, value)
-        from services.api.front import configure
-
-        configure(conf.client_header_timeout, conf.client_socket_timeout)
 
     def load(self):
         from services.api.app import create_app
