@@ -14,6 +14,7 @@ service of the machine; ``log_dir`` alone gives each service its own file,
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 
@@ -39,6 +40,31 @@ DEFAULT_LOG_LEVELS = [
     "urllib3=WARN",
     "gunicorn.error=INFO",
 ]
+
+
+class _ContextVarStore:
+    """oslo.context's per-thread store of the current context, made per greenlet too:
+    a ``threading.local`` made before gevent patches the gateway's worker (or before
+    eventlet patches a service) would be shared by every greenlet of the thread, and one
+    request's lines would carry another's ids. A ContextVar is per thread, per eventlet
+    and per gevent greenlet alike.
+
+    Adapter: oslo.context keeps the store in the module global ``_request_store`` and
+    reads its ``context`` attribute (``get_current``, ``update_store``). Tripwire:
+    tests/unit/common/test_logs.py."""
+
+    _current: contextvars.ContextVar = contextvars.ContextVar("oslo_context", default=None)
+
+    @property
+    def context(self):
+        return self._current.get()
+
+    @context.setter
+    def context(self, value) -> None:
+        self._current.set(value)
+
+
+oslo_context._request_store = _ContextVarStore()
 
 
 class LogContext(oslo_context.RequestContext):
