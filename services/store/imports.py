@@ -7,7 +7,8 @@
   replica can read), under an upload lease.
 - An import runs when the registry announces it (``import.requested``; one replica of
   the pool takes the event, and RabbitMQ hands it to another if that one dies before it
-  finished). The replica claims the task, reads the source (the staged file, or the web
+  claimed the task). The replica claims the task, acknowledges the event and, in a
+  thread of its own, reads the source (the staged file, or the web
   through services/store/web_fetch.py) through the same pipeline into the default store,
   renewing the lease with its progress, and ends the task. Whatever happens, the staged
   file is removed after the import; a replica that dies mid-import loses its lease and
@@ -27,6 +28,7 @@ from werkzeug.wrappers import Response
 
 from services.common.config import staging_datadir
 from services.common.errors import Conflict, Gone, ImageTooLarge, NotFound, TesseraError
+from services.common.logs import set_request_id
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
 from services.store.backends.file import FileStore
@@ -54,11 +56,22 @@ def remove_staged(staging: FileStore, image_id: str) -> None:
         path.unlink(missing_ok=True)
 
 
+class Background(DependencyProvider):
+    """Runs long work in a thread the container manages (killed when the service stops,
+    like its workers), so that the event announcing it is acknowledged as soon as the
+    work is claimed: RabbitMQ closes a channel whose delivery stays unacknowledged past
+    its consumer timeout (30 minutes by default), which a long import would exceed."""
+
+    def get_dependency(self, worker_ctx):
+        return self.container.spawn_managed_thread
+
+
 class ImportWorker:
     """Uses StoreService's ``registry``, ``backends``, ``sessions``, ``data_port`` and
     ``conf``."""
 
     staging = StagingArea()
+    background = Background()
 
     def _pipeline(self, readinto, size, claim) -> UploadPipeline:
         return UploadPipeline(
@@ -133,10 +146,16 @@ class ImportWorker:
             log.info("import task %s of image %s not run: %s", task_id, image_id, why)
             return
         log.info("import task %s: %s of image %s", task_id, claim["method"], image_id)
-        try:
-            self._run_import(claim)
-        finally:
-            remove_staged(self.staging, image_id)
+        request_ids = (self.context.request_id, self.context.global_request_id)
+
+        def run() -> None:
+            set_request_id(*request_ids)  # its log lines carry the request's ids
+            try:
+                self._run_import(claim)
+            finally:
+                remove_staged(self.staging, image_id)
+
+        self.background(run, identifier=f"import task {task_id}")
 
     def _keep_import_lease(self, task_id: str, progress: list) -> None:
         interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
