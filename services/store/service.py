@@ -159,7 +159,6 @@ class StoreService(ImportWorker):
             stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
         except BaseException as exc:
             lease.kill()
-            log.info("upload of %s failed: %s", image_id, exc)
             self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
             raise
         lease.kill()
