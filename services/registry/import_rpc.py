@@ -81,10 +81,12 @@ class ImportRpc:
     def start_import(self, task_id: str) -> dict | None:
         with self.db.begin() as session:
             claim = imports.start_import(session, self.conf, task_id, self._lease_seconds())
+            record = claim and self._snapshot(session, claim["image_id"], "image.prepare")
         if claim is None:
             self._task_notice(task_id, "task.failure")
         else:
             self._task_notice(task_id, "task.run", "task.processing")
+            self._notify(record, "image.prepare")  # as Glance's set_data in the import
         return claim
 
     @rpc
@@ -96,9 +98,11 @@ class ImportRpc:
     def finish_import(self, task_id: str, result: dict) -> None:
         with self.db.begin() as session:
             image_id = imports.finish_import(session, self.conf, task_id, result)
-            record = self._snapshot(session, image_id, "image.activate", "image.update")
+            record = self._snapshot(
+                session, image_id, "image.upload", "image.activate", "image.update"
+            )
         self.dispatch("image.activated", {"image_id": image_id})
-        self._notify(record, "image.activate", "image.update")
+        self._notify(record, "image.upload", "image.activate", "image.update")
         self._task_notice(task_id, "task.success")
 
     @rpc

@@ -118,9 +118,7 @@ class ImportWorker:
         except BaseException as exc:
             lease.kill()
             log.info("staging of %s failed: %s", image_id, exc)
-            self.registry.abort_upload(
-                image_id, upload_id, f"Cannot stage data for image {image_id}: {exc}"
-            )
+            self.registry.abort_upload(image_id, upload_id)  # no image.upload: not an upload
             raise
         lease.kill()
         log.info("staged image %s: %d bytes", image_id, pipeline.size)

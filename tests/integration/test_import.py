@@ -229,6 +229,7 @@ def test_glance_direct(importing, iapi):
     )
     success = next(e for e in events if e["event_type"] == "task.success")
     assert set(success["payload"]) == TASK_KEYS and success["payload"]["status"] == "success"
+    importing.heard.wait_for(image_id, "image.prepare", "image.upload", "image.activate")
 
 
 def test_stage_refusals_leave_nothing_staged(importing, iapi, web, tmp_path):
