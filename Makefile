@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?=
 
-.PHONY: run test lint format bench bench-compare constraints clean system-deps sample-config
+.PHONY: run run-cluster test lint format bench bench-compare constraints clean system-deps sample-config
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ system-deps:
 
 run: $(VENV)/.runtime
 	$(PY) -m services.stack $(if $(CONFIG),--config-file $(CONFIG))
+
+# docker-compose.yml's topology as local processes: 2 gateways (bind_port and bind_port+1),
+# 2 registries, 3 store replicas, a cache service per gateway, on MariaDB ([database]
+# connection, else 127.0.0.1:3306 root's tessera_cluster, created if missing).
+run-cluster: $(VENV)/.runtime
+	$(PY) -m services.stack --cluster $(if $(CONFIG),--config-file $(CONFIG))
 
 test: $(VENV)/.test system-deps
 	$(PY) -m ruff check services tests bench

@@ -1,4 +1,5 @@
-"""``tessera-run [--config-file PATH]``: the whole stack in the foreground on one machine.
+"""``tessera-run [--cluster] [--config-file PATH]``: the whole stack in the foreground on
+one machine.
 
 Migrates the database, then starts the registry, store, cache and API as child
 processes; restarts one that dies (up to 5 times a minute) and stops them all on
@@ -11,28 +12,41 @@ Ctrl-C / SIGTERM, within about 5 seconds:
 
 Each child runs in a process group of its own, so Ctrl-C in a terminal reaches only
 this process (which stops the children in that order), and each is sent SIGTERM if
-this process dies. A second Ctrl-C kills everything at once."""
+this process dies. A second Ctrl-C kills everything at once.
+
+``--cluster`` starts docker-compose.yml's topology as local processes instead (``make
+run-cluster``): 2 registries, 3 store replicas, 2 gateways on ``bind_port`` and
+``bind_port + 1``, each with a cache service sharing its own cache directory, on a
+database every registry shares (``[database] connection``, else the local MariaDB's
+``tessera_cluster``, created if missing). Each process is named in the log with its
+pid (``registry-2``, ``store-3``, ``api-1`` …), so one can be killed to watch the
+others carry on."""
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 
 from services.api.rpc_client import RpcConnection
 from services.common.broker import BrokerSettings
 from services.common.config import (
     data_dir,
+    database_url,
     filesystem_store_datadir,
     image_cache_dir,
+    image_cache_settings,
     load_config,
 )
 from services.common.config_check import CHECKED_ENV, log_config_warnings
+from services.common.dev_auth import check_dev_auth_bind
 from services.common.logs import setup_logging
 from services.common.property_protections import check_at_start
 from services.registry.manage import db_sync
@@ -43,6 +57,27 @@ MAX_RESTARTS = 5  # within the window, before tessera-run gives up and stops eve
 GATEWAY_GRACE = 2.5  # seconds for requests in flight before the gateway is killed
 SERVICE_GRACE = 2.0  # seconds for a nameko service (services.launch.STOP_TIMEOUT + margin)
 PR_SET_PDEATHSIG = 1
+#: ``--cluster``: processes of each kind (and one cache service beside each gateway),
+#: as docker-compose.yml runs them
+CLUSTER = {"registry": 2, "store": 3, "api": 2}
+#: ``--cluster`` without a ``[database] connection``: the local MariaDB (make test's)
+CLUSTER_DATABASE = "mysql://root@127.0.0.1:3306/tessera_cluster?charset=utf8mb4"
+#: The order of a stop (see the docstring) and each step's grace in seconds.
+STOP_ORDER = (
+    (("api",), GATEWAY_GRACE),
+    (("store", "cache"), SERVICE_GRACE),
+    (("registry",), SERVICE_GRACE),
+)
+
+
+@dataclass
+class Child:
+    """One process of the stack: its kind (registry, store, cache, api), its command and
+    the environment it gets beyond this process's (its own options, as OS_* variables)."""
+
+    kind: str
+    cmd: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def check_broker(conf) -> None:
@@ -87,8 +122,9 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, process_group=0, preexec_fn=_die_with_parent)
+def spawn(child: Child) -> subprocess.Popen:
+    env = {**os.environ, **child.env} if child.env else None
+    return subprocess.Popen(child.cmd, process_group=0, preexec_fn=_die_with_parent, env=env)
 
 
 def terminate(processes: list, grace: float, hurry=lambda: False) -> None:
@@ -111,20 +147,95 @@ def terminate(processes: list, grace: float, hurry=lambda: False) -> None:
             p.wait()
 
 
-def stop_all(processes: dict, hurry=lambda: False) -> None:
-    """The gateway, then the store and cache, then the registry (see the docstring)."""
-    terminate([processes["api"]], GATEWAY_GRACE, hurry)
-    terminate([processes["store"], processes["cache"]], SERVICE_GRACE, hurry)
-    terminate([processes["registry"]], SERVICE_GRACE, hurry)
+def stop_all(children: dict[str, Child], processes: dict, hurry=lambda: False) -> None:
+    """The gateways, then the stores and caches, then the registries (see the docstring)."""
+    for kinds, grace in STOP_ORDER:
+        step = [processes[name] for name, child in children.items() if child.kind in kinds]
+        terminate(step, grace, hurry)
+
+
+def plan(conf, argv: list[str], cluster: bool) -> dict[str, Child]:
+    """The processes to run, by name: one of each kind, or ``CLUSTER``'s topology."""
+    services = {name: ["-m", "services.launch", name] for name in SERVICES}
+    services["api"] = ["-m", "services.api.server"]
+    if not cluster:
+        return {kind: Child(kind, [sys.executable, *cmd, *argv]) for kind, cmd in services.items()}
+    children: dict[str, Child] = {}
+    for kind in ("registry", "store"):
+        for i in range(1, CLUSTER[kind] + 1):
+            env = {}
+            if kind == "store" and conf.store.data_bind_port:  # one port each
+                env["OS_STORE__DATA_BIND_PORT"] = str(conf.store.data_bind_port + i - 1)
+            children[f"{kind}-{i}"] = Child(kind, [sys.executable, *services[kind], *argv], env)
+    cache = image_cache_settings(conf)
+    for i in range(1, CLUSTER["api"] + 1):
+        # each gateway is a node with its own cache directory, shared with its cache service
+        env = {"OS_DEFAULT__IMAGE_CACHE_DIR": str(cache.directory / f"api-{i}")}
+        if not cache.enabled:
+            env = {}
+        children[f"cache-{i}"] = Child("cache", [sys.executable, *services["cache"], *argv], env)
+        api_env = {**env, "OS_DEFAULT__BIND_PORT": str(conf.bind_port + i - 1)}
+        children[f"api-{i}"] = Child("api", [sys.executable, *services["api"], *argv], api_env)
+    return children
+
+
+def gateway_urls(conf, children: dict[str, Child]) -> list[str]:
+    ports = [
+        int(c.env.get("OS_DEFAULT__BIND_PORT", conf.bind_port))
+        for c in children.values()
+        if c.kind == "api"
+    ]
+    return [f"http://{conf.bind_host}:{port}" for port in ports]
+
+
+def cluster_database(conf) -> str | None:
+    """The database of ``--cluster``: ``[database] connection`` when it is one every
+    registry can share, else the local MariaDB's ``tessera_cluster`` (created here and
+    returned, for the children's environment). SQLite is refused."""
+    if conf.database.connection:
+        if database_url(conf).startswith("sqlite"):
+            sys.exit(
+                "tessera-run: --cluster runs 2 registries, which need a shared database: "
+                "set [database] connection to a MySQL/MariaDB URL (or leave it unset for "
+                f"{CLUSTER_DATABASE})"
+            )
+        return None
+    import pymysql
+
+    try:
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=5)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE DATABASE IF NOT EXISTS tessera_cluster CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+    except pymysql.MySQLError as exc:
+        sys.exit(
+            f"tessera-run: --cluster cannot reach MariaDB at 127.0.0.1:3306 as root ({exc}); "
+            f"start one, or set [database] connection in your config file"
+        )
+    return CLUSTER_DATABASE
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cluster = "--cluster" in argv
+    argv = [a for a in argv if a != "--cluster"]
     if not any(a.startswith(("--config-file", "--config-dir")) for a in argv):
         # the embedded defaults (`make run`): the image cache on, under data_dir/cache
         os.environ.setdefault("OS_CACHE__ENABLED", "true")
     conf = load_config(argv, prog="tessera-run")
+    if cluster:
+        url = cluster_database(conf)
+        if url is not None:  # for this process and every child
+            os.environ["OS_DATABASE__CONNECTION"] = url
+            conf = load_config(argv, prog="tessera-run")
     check_at_start(conf, "tessera-run")
+    check_dev_auth_bind(conf, "tessera-run")
     setup_logging(conf, "run")
     # once for the whole stack, not by each service again
     log_config_warnings(conf)
@@ -134,8 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         path.mkdir(parents=True, exist_ok=True)
     print(f"tessera: database at revision {db_sync(conf)}", flush=True)
 
-    commands = {name: [sys.executable, "-m", "services.launch", name, *argv] for name in SERVICES}
-    commands["api"] = [sys.executable, "-m", "services.api.server", *argv]
+    children = plan(conf, argv, cluster)
     signals: list[int] = []
 
     def on_signal(signum, _frame):
@@ -143,11 +253,20 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    processes = {name: spawn(cmd) for name, cmd in commands.items()}
+    processes = {name: spawn(child) for name, child in children.items()}
+    if cluster:
+        print(
+            f"tessera: cluster on {_hide_password(database_url(conf))}: "
+            + ", ".join(f"{name} (pid {p.pid})" for name, p in processes.items()),
+            flush=True,
+        )
 
-    url = f"http://{conf.bind_host}:{conf.bind_port}"
-    if _wait_until_serving(url, list(processes.values()), stopping=lambda: bool(signals)):
-        print(f"tessera: serving the Image API on {url} (Ctrl-C stops)", flush=True)
+    urls = gateway_urls(conf, children)
+    if all(
+        _wait_until_serving(url, list(processes.values()), stopping=lambda: bool(signals))
+        for url in urls
+    ):
+        print(f"tessera: serving the Image API on {' and '.join(urls)} (Ctrl-C stops)", flush=True)
     exit_code = 0
     restarts: list[float] = []
     while not signals and not exit_code:
@@ -164,17 +283,18 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 exit_code = 1
                 break
+            processes[name] = spawn(children[name])
             print(
-                f"tessera: {name} exited with {proc.returncode}; restarting it",
+                f"tessera: {name} exited with {proc.returncode}; restarting it"
+                + (f" (pid {processes[name].pid})" if cluster else ""),
                 file=sys.stderr,
                 flush=True,
             )
-            processes[name] = spawn(commands[name])
         time.sleep(0.2)
     started = time.monotonic()
     if signals:
         print(f"tessera: stopping ({signal.Signals(signals[0]).name})", flush=True)
-    stop_all(processes, hurry=lambda: len(signals) > 1)
+    stop_all(children, processes, hurry=lambda: len(signals) > 1)
     print(f"tessera: stopped in {time.monotonic() - started:.1f} s", flush=True)
     os._exit(exit_code)
 

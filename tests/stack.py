@@ -27,6 +27,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (the gateways of ``--cluster``)."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
@@ -83,15 +97,19 @@ class Stack:
         database_url: str | None = None,
         sections: dict | None = None,
         config_files: tuple = (),
+        cluster: bool = False,
         **extra_default,
     ):
         """Without a ``transport_url`` the stack gets a RabbitMQ vhost of its own, removed
-        by ``cleanup`` (two stacks on one vhost would share the work of one queue)."""
+        by ``cleanup`` (two stacks on one vhost would share the work of one queue).
+        ``cluster``: ``tessera-run --cluster`` (two gateways: ``urls``)."""
         self.workdir = workdir
         self.vhost = Vhost() if transport_url is None else None
         transport_url = transport_url or self.vhost.transport_url
-        self.port = free_port()
+        self.cluster = cluster
+        self.port = free_ports(2) if cluster else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.urls = [f"http://127.0.0.1:{self.port + i}" for i in range(2 if cluster else 1)]
         sections = dict(sections or {})
         self.config = write_config(
             workdir / "tessera.conf",
@@ -145,7 +163,13 @@ class Stack:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.stack", *self.config_args],
+                [
+                    sys.executable,
+                    "-m",
+                    "services.stack",
+                    *(["--cluster"] if self.cluster else []),
+                    *self.config_args,
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -158,7 +182,10 @@ class Stack:
                 raise RuntimeError(f"tessera-run exited: {self.log.read_text()[-3000:]}")
             try:
                 if (
-                    requests.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200
+                    all(
+                        requests.get(f"{url}{self.ready_path}", timeout=2).status_code == 200
+                        for url in self.urls
+                    )
                     and self._services_answer()
                 ):
                     return self
