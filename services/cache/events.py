@@ -5,8 +5,13 @@ new uuid per start, with an auto-deleted queue: events sent while a node is down
 lost. A node's cache must hear of every delete and deactivation, so here the identifier
 is the node's id (kept in its cache directory, services/cache/index.py) and delivery is
 reliable: the durable queue ``evt-registry-<event>--cache.<method>-<node id>`` keeps
-what is sent while the node is down. With the cache off there is nothing to keep, and
-the handler falls back to nameko's own (a fresh, auto-deleted queue per start)."""
+what is sent while the node is down (up to a week: a queue unused for longer is deleted
+by RabbitMQ, so a retired node leaves nothing behind). With the cache off there is
+nothing to keep, and the handler falls back to nameko's own (a fresh, auto-deleted
+queue per start).
+
+Tripwire: nameko 2.14's ``EventHandler.setup`` builds ``self.queue``, declared later;
+tests/integration/test_image_cache.py checks the queues' names and x-expires."""
 
 from __future__ import annotations
 
@@ -16,6 +21,9 @@ from nameko.events import BROADCAST, EventHandler
 
 from services.cache.index import node_id
 from services.common.config import image_cache_settings
+
+#: Seconds after which RabbitMQ deletes a node's queue that nobody has consumed from.
+QUEUE_EXPIRES = 7 * 24 * 3600
 
 
 def _node_id(config: dict) -> str | None:
@@ -41,9 +49,14 @@ class NodeBroadcastHandler(EventHandler):
         return node or uuid.uuid4().hex
 
     def setup(self):
-        if _node_id(self.container.config) is None:
+        node = _node_id(self.container.config)
+        if node is None:
             self.reliable_delivery = False  # the cache is off: nothing to keep
         super().setup()
+        if node is not None:
+            # a node gone for good (its cache directory removed) leaves queues nobody
+            # reads: RabbitMQ deletes a queue unused for this long (x-expires)
+            self.queue.expires = QUEUE_EXPIRES
 
 
 node_event_handler = NodeBroadcastHandler.decorator

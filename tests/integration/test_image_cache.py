@@ -178,6 +178,35 @@ def test_versions_list_the_cache_api(nodes):
     assert {f"v2.{n}" for n in range(14, 19)} <= {v["id"] for v in versions}
 
 
+def test_each_node_has_durable_event_queues_of_its_own(nodes):
+    stack, node_b = nodes
+    out = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            stack.vhost.name,
+            "name",
+            "durable",
+            "arguments",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    queues = [line.split("\t") for line in out.splitlines() if line.startswith("evt-registry-")]
+    for node_dir in (stack.workdir / "cache-a", node_b.cache_dir):
+        node = (node_dir / "node-id").read_text().strip()
+        mine = {name: rest for name, *rest in queues if name.endswith(f"-{node}")}
+        assert {name.split("--")[0] for name in mine} == {
+            "evt-registry-image.deleted",
+            "evt-registry-image.deactivated",
+            "evt-registry-location.removed",
+        }
+        assert all(durable == "true" and "x-expires" in args for durable, args in mine.values())
+
+
 def test_second_download_and_range_from_cache_with_the_store_stopped(nodes, api_a):
     stack, _ = nodes
     image_id, data = new_image(api_a, 3 * MiB + 5)
@@ -241,7 +270,7 @@ def test_parallel_first_downloads_fill_once(nodes, api_a):
 
 def test_fill_killed_half_way_leaves_nothing_servable(nodes, api_a):
     stack, _ = nodes
-    image_id, data = new_image(api_a, 48 * MiB)
+    image_id, data = new_image(api_a, 24 * MiB)
     host, port = stack.url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
@@ -309,8 +338,8 @@ def test_pruner_keeps_the_cache_under_its_size_lru_first(nodes, api_b):
     fill(api_b, first, first_data)
     fill(api_b, second, second_data)
     assert download(api_b, first).content == first_data  # a hit: second is now the LRU
-    fill(api_b, third, third_data)  # 12 MiB > 10 MiB: the fill prunes
-    assert cached_ids(api_b) == {first, third}
+    fill(api_b, third, third_data)  # 12 MiB > 10 MiB: the fill prunes, after its commit
+    wait_for(lambda: cached_ids(api_b) == {first, third}, what="the least recently used out")
     assert sum(e["size"] for e in api_b.get("/v2/cache").json()["cached_images"]) <= NODE_B_MAX
 
 
