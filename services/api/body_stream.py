@@ -20,10 +20,9 @@ import os
 import select
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-from services.common import native_threads
 
 try:  # the gateway runs under gunicorn; tests may drive the app without it
     from gunicorn.http.body import Body, LengthReader
@@ -277,8 +276,10 @@ def _splice_and_tee(source, target, fill, length: int, timeout: float) -> bool:
     try:
         fcntl.fcntl(to_client[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         fcntl.fcntl(to_file[1], fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        # a real thread even in a gevent worker: its splice blocks on the pipe
-        writer = native_threads.start(_write_into, to_file[0], fill, name="cache-writer")
+        writer = threading.Thread(
+            target=_write_into, args=(to_file[0], fill), name="cache-writer", daemon=True
+        )
+        writer.start()
         while length > 0:
             try:
                 moved = os.splice(source.fileno(), to_client[1], min(length, PIPE_SIZE))

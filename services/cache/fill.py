@@ -15,9 +15,9 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 
 from services.cache.index import ImageCache, cacheable_id
-from services.common import native_threads
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +71,15 @@ class Fill:
             self.written += done
             view = view[done:]
 
-    def finish_in_background(self):
+    def finish_in_background(self) -> threading.Thread | None:
         """``finish`` in a thread of its own (the gateway: after the client has its
-        bytes, so hashing the file never holds up a download; a real thread, even in a
-        gevent worker); an object with ``join``, or None."""
+        bytes, so hashing the file never holds up a download)."""
         self.finishing = True
         if self.fd < 0:  # given up already
             return None
-        return native_threads.start(self.finish, name="cache-fill")
+        thread = threading.Thread(target=self.finish, name="cache-fill", daemon=True)
+        thread.start()
+        return thread
 
     def release(self) -> None:
         """The response is done with the fill: abort it unless it is being finished."""
