@@ -22,6 +22,7 @@ from services.registry import (
     members,
     quotas,
     scrubbing,
+    sweeping,
     unified_limits,
     uploads,
 )
@@ -145,7 +146,10 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
                 session, self.context, image_id, self.conf.delayed_delete
             )
         # with delayed delete the data stays for the scrubber (services/store/scrubber.py)
-        self.dispatch("image.deleted", {"image_id": image_id, "locations": locations})
+        # status: a queued image's leftover file goes too (not a pending_delete's data)
+        self.dispatch(
+            "image.deleted", {"image_id": image_id, "locations": locations, "status": status}
+        )
         self._notify(record and {**record, "status": status}, "image.delete")
 
     # --- uploads: called by the store replica that moves the bytes
@@ -175,6 +179,12 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
     def renew_upload(self, image_id: str, upload_id: str) -> None:
         with self.db.begin() as session:
             uploads.renew_lease(session, image_id, upload_id, self.conf.store.upload_lease_seconds)
+
+    @rpc
+    def renew_uploads(self, upload_ids: list) -> None:
+        """Renew the leases of a store replica's uploads (services/store/leases.py)."""
+        with self.db.begin() as session:
+            uploads.renew_leases(session, upload_ids, self.conf.store.upload_lease_seconds)
 
     @rpc
     def finish_upload(self, image_id: str, upload_id: str, result: dict) -> None:
@@ -239,6 +249,28 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
     def finish_scrub(self, image_id: str, token: str, scrubbed: list) -> bool:
         with self.db.begin() as session:
             return scrubbing.finish(session, image_id, token, scrubbed)
+
+    # --- the store sweep of orphan data (services/store/sweep.py)
+
+    @rpc
+    def claim_sweep(self) -> str | None:
+        with self.db.begin() as session:
+            return sweeping.claim(session, self.conf.store.sweep_lease_seconds)
+
+    @rpc
+    def renew_sweep(self, token: str) -> str:
+        with self.db.begin() as session:
+            return sweeping.renew(session, token, self.conf.store.sweep_lease_seconds)
+
+    @rpc
+    def finish_sweep(self, token: str) -> None:
+        with self.db.begin() as session:
+            sweeping.finish(session, token, self.conf.store.sweep_interval)
+
+    @rpc
+    def sweep_states(self, image_ids: list) -> dict:
+        with self.db.begin() as session:
+            return sweeping.image_states(session, image_ids)
 
     # --- deactivation
 

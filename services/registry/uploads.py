@@ -75,6 +75,18 @@ def renew_lease(session: Session, image_id: str, upload_id: str, lease_seconds: 
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
 
 
+def renew_leases(session: Session, upload_ids: list[str], lease_seconds: int) -> None:
+    """Renew every upload of ``upload_ids`` still in progress (those given up meanwhile
+    are not: their replica hears of it when it finishes)."""
+    if upload_ids:
+        session.execute(
+            update(ImageUpload)
+            .where(ImageUpload.upload_id.in_(upload_ids))
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+
+
 def finish_upload(session: Session, image_id: str, upload_id: str, result: dict) -> None:
     """saving → active with the size, hashes and location the store computed."""
     _claimed(session, image_id, upload_id)

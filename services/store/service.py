@@ -10,7 +10,6 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-import eventlet
 from nameko.events import SERVICE_POOL, event_handler
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
@@ -31,6 +30,7 @@ from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.formats import FormatPolicy
 from services.store.imports import ImportWorker
+from services.store.leases import UploadLeaseKeeper
 from services.store.pipeline import UploadPipeline
 from services.store.scrubber import scrub_timer
 from services.store.sweep import sweep_timer
@@ -97,6 +97,7 @@ class StoreService(ImportWorker):
     backends = StoreBackends()
     sessions = TransferSessions()
     data_port = DataPortUrl()
+    leases = UploadLeaseKeeper()
     notifier = Notifications()
     registry = RpcProxy("registry")
 
@@ -124,59 +125,43 @@ class StoreService(ImportWorker):
         self.sessions.add("upload", {**claim, "size": size}, token=upload_id)
         return {"url": f"{self.data_port}/uploads/{upload_id}"}
 
-    def _keep_lease(self, image_id: str, upload_id: str) -> None:
-        """Renew the upload's lease every second (a third of a shorter lease), so that
-        a dead replica's upload is given up soon after; a renewal that does not get
-        through (the broker or database away) is tried again at the next tick, one
-        answered with a lost claim ends the renewals (finish_upload will say so)."""
-        interval = min(1.0, self.conf.store.upload_lease_seconds / 3)
-        while True:
-            eventlet.sleep(interval)
-            try:
-                self.registry.renew_upload(image_id, upload_id)
-            except (Conflict, Gone):
-                return
-            except Exception as exc:  # noqa: BLE001 - the next tick tries again
-                log.warning("could not renew the upload lease of %s: %s", image_id, exc)
-
     @data_http("PUT", "/uploads/<upload_id>")
     def receive_upload(self, request, upload_id):
         started = time.monotonic()
         claim = self.sessions.take("upload", upload_id)
         image_id = claim["image_id"]
         backend = self.backends.default
-        lease = eventlet.spawn(self._keep_lease, image_id, upload_id)
-        try:
-            pipeline = UploadPipeline(
-                body_readinto(request.environ),
-                claim["size"],
-                claim["max_size"],
-                self.conf.hashing_algorithm,
-                claim["disk_format"],
-                container_format=claim.get("container_format"),
-                format_policy=FormatPolicy.from_config(self.conf),
+        # the lease is held until the registry has recorded the upload
+        with self.leases.holding(image_id, upload_id, self.registry):
+            try:
+                pipeline = UploadPipeline(
+                    body_readinto(request.environ),
+                    claim["size"],
+                    claim["max_size"],
+                    self.conf.hashing_algorithm,
+                    claim["disk_format"],
+                    container_format=claim.get("container_format"),
+                    format_policy=FormatPolicy.from_config(self.conf),
+                )
+                stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
+            except BaseException as exc:
+                self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
+                raise
+            log.info(
+                "received image %s: %s",
+                image_id,
+                transfer_summary(pipeline.size, time.monotonic() - started),
             )
-            stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
-        except BaseException as exc:
-            lease.kill()
-            self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
-            raise
-        lease.kill()
-        log.info(
-            "received image %s: %s",
-            image_id,
-            transfer_summary(pipeline.size, time.monotonic() - started),
-        )
-        result = {
-            **pipeline.result(),
-            "location": stored.location,
-            "metadata": {**stored.metadata, "store": self.backends.default_name},
-        }
-        try:
-            self.registry.finish_upload(image_id, upload_id, result)
-        except (Gone, Conflict):
-            backend.delete(stored.location)  # the image went away meanwhile
-            raise
+            result = {
+                **pipeline.result(),
+                "location": stored.location,
+                "metadata": {**stored.metadata, "store": self.backends.default_name},
+            }
+            try:
+                self.registry.finish_upload(image_id, upload_id, result)
+            except (Gone, Conflict):
+                backend.delete(stored.location)  # the image went away meanwhile
+                raise
         return Response(status=204)
 
     # --- locations added through the API
