@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 from oslo_context import context as oslo_context
 
 from services.common.logs import set_request_id, transfer_summary
@@ -57,6 +58,7 @@ def run_greenlets(lib, patch, sleep, spawn_and_wait):
 
 def test_each_gevent_greenlet_has_its_own():
     # the store is made before gevent patches, as in a gunicorn gevent worker
+    pytest.importorskip("gevent")
     run_greenlets(
         "gevent",
         "",
