@@ -184,4 +184,4 @@ class ImportRpc:
         """``GET /v2/images/{id}/tasks``: 404 unless the caller may see the image."""
         with self.db.begin() as session:
             images.get_visible(session, self.context, image_id)
-            return [tasks.task_record(t) for t in tasks.image_tasks(session, image_id)]
+            return [tasks.image_task_record(t) for t in tasks.image_tasks(session, image_id)]

@@ -153,6 +153,17 @@ def task_record(task: Task, full: bool = True) -> dict:
     return record
 
 
+def image_task_record(task: Task) -> dict:
+    """A task as ``GET /v2/images/{id}/tasks`` shows it: Glance answers the database
+    rows there, so every column is present (None when unset), deleted ones included."""
+    record = task_record(task)
+    for key in ("expires_at", "image_id", "request_id", "user_id"):
+        record.setdefault(key, None)
+    record["deleted"] = False
+    record["deleted_at"] = None
+    return record
+
+
 def _visible(ctx: RequestContext):
     """Glance: an admin sees every task, anyone else those of their project."""
     return [] if ctx.is_admin else [Task.owner == ctx.project_id]

@@ -222,6 +222,7 @@ def test_glance_direct(importing, iapi):
     assert task["result"] == {"image_id": image_id} and task["bytes_done"] == len(data)
     assert task["input"]["import_req"] == {"method": {"name": "glance-direct"}}
     assert task["owner"] == iapi.project and task["user_id"] == "test-user"
+    assert (task["deleted"], task["deleted_at"]) == (False, None)  # Glance's rows
     assert not list((importing.workdir / "data" / "staging").glob(f"{image_id}*"))
     # Glance's task notifications, with Glance's payload (no input)
     events = importing.heard.wait_for(
