@@ -21,7 +21,8 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.in
 	touch $@
 
 # Debian packages the tests use: qemu-img builds the disk images the format checks read;
-# memcached is the token cache of the install guides' [keystone_authtoken] memcached_servers.
+# memcached is the token cache of the install guides' [keystone_authtoken] memcached_servers;
+# docker-compose (1.x, Python: no Docker engine needed) checks docker-compose.yml.
 system-deps:
 	@command -v qemu-img >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq qemu-utils; \
@@ -29,6 +30,9 @@ system-deps:
 	@command -v memcached >/dev/null || [ -x /usr/bin/memcached ] || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq memcached; \
 	  else echo "memcached is missing (apt-get install memcached): its tests will skip"; fi; }
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose; \
+	  else echo "docker-compose is missing (apt-get install docker-compose): its test will skip"; fi; }
 
 run: $(VENV)/.runtime
 	$(PY) -m services.stack $(if $(CONFIG),--config-file $(CONFIG))
