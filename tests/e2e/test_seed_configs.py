@@ -149,6 +149,10 @@ def test_the_seed_config_serves_an_image_list_and_warns(seeds, name):
     resp = requests.get(f"{seed.stack.url}/v2/images", headers=headers, timeout=30)
     assert resp.status_code == 200, resp.text
     assert resp.json()["images"] == []
+    if seed.keystone:  # /healthcheck and /metrics answer without a token, as documented
+        for path in ("/healthcheck", "/metrics"):
+            assert requests.get(f"{seed.stack.url}{path}", timeout=30).status_code == 200
+        assert requests.get(f"{seed.stack.url}/v2/images", timeout=30).status_code == 401
     log = (seed.stack.workdir / seed.log).read_text()
     for warning in seed.warnings:
         assert warning in log, f"{warning!r} not in the log:\n{log[-4000:]}"
