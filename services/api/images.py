@@ -15,6 +15,7 @@ from services.api.views import image_href, image_view
 from services.common.contracts import ImageChange, NewImage
 from services.common.errors import BadRequest, Forbidden
 from services.common.image_attributes import check_writable
+from services.common.url_filter import UrlFilter
 
 bp = Blueprint("images", __name__)
 
@@ -81,6 +82,7 @@ def sized_location(change: ImageChange) -> ImageChange:
         return change
     if not conf().show_multiple_locations:
         raise Forbidden("It's not allowed to add locations if locations are invisible.")
+    UrlFilter.from_config(conf()).check(change.value["url"])  # 400, as Glance 33
     return replace(change, size=call("store", "location_size", change.value["url"]))
 
 

@@ -25,6 +25,7 @@ from services.common.errors import (
 from services.common.logs import current_log_context, transfer_summary
 from services.common.notifications import Notifications
 from services.common.rpc import Context, Settings, rpc
+from services.common.url_filter import UrlFilter
 from services.store import scrubber, sweep
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
@@ -172,6 +173,7 @@ class StoreService(ImportWorker):
         a user never points an image at the store's own files)."""
         if urlparse(url).scheme not in ("http", "https"):
             raise BadRequest(f"Only http and https locations can be added: {url}")
+        UrlFilter.from_config(self.conf).resolve(url)  # where the name points now
         return self.backends.for_location(url).size(url)
 
     # --- downloads

@@ -40,11 +40,18 @@ def origin():
 
 
 @pytest.fixture(scope="module")
-def located(tmp_path_factory):
+def located(tmp_path_factory, origin):
     stack = Stack(
         tmp_path_factory.mktemp("locations"),
         show_multiple_locations=True,
         show_image_direct_url=True,
+        # the origin on loopback (and port 1, nothing listening) pass the URL filter
+        sections={
+            "import_filtering_opts": {
+                "allowed_hosts": "127.0.0.1",
+                "allowed_ports": f"{origin.rsplit(':', 1)[1]},1",
+            }
+        },
     ).start()
     yield stack
     stack.cleanup()
@@ -100,6 +107,9 @@ def test_location_errors(lapi, origin, located):
     error_of(add_location(lapi, image["id"], f"{origin}/x", metadata="nope"), 400)
     unreachable = add_location(lapi, image["id"], "http://127.0.0.1:1/none")
     error_of(unreachable, 503)
+    for refused in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/x"):
+        assert "filtering" in error_of(add_location(lapi, image["id"], refused), 400)
+    assert "filtering" in error_of(add_location(lapi, image["id"], f"{origin}0/x"), 400)  # port
     assert lapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
 
 
