@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import http.server
 import json
 import os
 import statistics
@@ -147,36 +146,32 @@ def measure(url: str, pid: int, headers: dict, size_mib: int, reps: int) -> dict
     }
 
 
-class _Sender(http.server.BaseHTTPRequestHandler):
+# A trivial sender, run in a process of its own: 1 MiB blocks from memory.
+SENDER = """
+import http.server, sys
+class Sender(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    block = b"\0" * MiB
-
+    block = bytes(1 << 20)
     def log_message(self, *args):
         pass
-
     def do_GET(self):
         mib = int(self.path.rsplit("/", 1)[-1])
         self.send_response(200)
-        self.send_header("Content-Length", str(mib * MiB))
+        self.send_header("Content-Length", str(mib << 20))
         self.end_headers()
         for _ in range(mib):
             self.wfile.write(self.block)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sender).serve_forever()
+"""
 
 
 def loopback_limit(size_mib: int, reps: int) -> float:
     """The best of ``reps`` GETs of ``size_mib`` from a trivial server in another process."""
     port = free_port()
-    code = (
-        "import http.server, sys; sys.path.insert(0, sys.argv[2]); import cache_bench; "
-        "http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), "
-        "cache_bench._Sender).serve_forever()"
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-c", code, str(port), str(Path(__file__).resolve().parent)]
-    )
+    server = subprocess.Popen([sys.executable, "-c", SENDER, str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             try:
                 download(url, "/1", {})
