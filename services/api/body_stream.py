@@ -167,6 +167,29 @@ def download_body(
         yield chunk
 
 
+class ClosingBody:
+    """A response body that runs ``on_close()`` once when the server closes it, iterated
+    or not. werkzeug hands a ``direct_passthrough`` body to the server as it is, so the
+    callbacks of ``Response.call_on_close`` never run for it (they do for HEAD)."""
+
+    def __init__(self, body, on_close):
+        self._body = body
+        self._on_close = on_close
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+
 def _sendfile(target: socket.socket, fd: int, offset: int, length: int, timeout: float) -> None:
     """Send ``length`` bytes of the file ``fd`` from ``offset`` to ``target`` in the
     kernel."""
@@ -186,7 +209,8 @@ def file_body(
 ) -> Iterator[bytes]:
     """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
     hit): the first block through the server (it sends the headers with it), the rest
-    with ``sendfile``. The caller closes ``fd`` when the response is closed."""
+    with ``sendfile``. The caller closes ``fd`` when the response is closed
+    (``ClosingBody``)."""
     first = os.pread(fd, min(block, length), offset)
     yield first
     offset, length = offset + len(first), length - len(first)

@@ -23,6 +23,7 @@ TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     409: "Conflict",
     410: "Gone",
     411: "Length Required",
@@ -64,9 +65,15 @@ class UnsupportedMediaType(errors.TesseraError):
         self.accepted = accepted
 
 
+class RequestTimeout(errors.BadRequest):
+    """The client stopped sending its request body for longer than the gateway waits
+    (408; the gateway reads nothing more from that connection)."""
+
+
 #: The common table (services/common/errors.py) and the gateway's own errors.
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (Unauthorized, 401),
+    (RequestTimeout, 408),
     *errors.STATUS_BY_ERROR,
 ]
 

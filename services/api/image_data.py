@@ -14,14 +14,16 @@ from flask import Blueprint, Response, g, request
 from werkzeug.http import parse_content_range_header, parse_range_header
 
 from services.api.body_stream import (
+    ClosingBody,
     SourceBroken,
+    client_timeout,
     download_body,
     file_body,
     fill_body,
     forward_body,
 )
 from services.api.cache import node_cache
-from services.api.errors import RangeNotSatisfiable, UnsupportedMediaType
+from services.api.errors import RangeNotSatisfiable, RequestTimeout, UnsupportedMediaType
 from services.api.gateway import call, conf
 from services.cache.fill import Fill
 from services.common.errors import (
@@ -78,14 +80,37 @@ def _declared_size() -> int | None:
     return size
 
 
+def _stalled(idle: float) -> RequestTimeout:
+    """The error for a client that stopped sending its upload; nothing more is read from
+    its connection (gunicorn then closes it after the answer instead of waiting for the
+    rest of the body)."""
+    sock = request.environ.get("gunicorn.socket")
+    try:
+        sock.shutdown(socket.SHUT_RD)
+    except (AttributeError, OSError):
+        pass
+    return RequestTimeout(
+        f"The upload sent no data for {idle:g} seconds (upload_idle_timeout); it was "
+        f"aborted and the image is queued again."
+    )
+
+
 def _forward_upload(conn: http.client.HTTPConnection, size: int | None, stream=None) -> int:
     """Send the request body (or ``stream``, a file-like object read in its place) on to
     the store: the body spliced when its length is known, else in large blocks; the
-    bytes sent."""
+    bytes sent. A client silent for ``upload_idle_timeout`` seconds is a 408."""
+    idle = conf().upload_idle_timeout
+    with client_timeout(request.environ, idle):
+        return _forward_body(conn, size, stream, idle)
+
+
+def _forward_body(conn, size: int | None, stream, idle: float) -> int:
     if size is not None and stream is None:
         try:
-            sent = forward_body(request.environ, conn.sock, DATA_TIMEOUT)
+            sent = forward_body(request.environ, conn.sock, DATA_TIMEOUT, idle)
         except SourceBroken as exc:  # the client went away; the store sees a short body
+            if exc.idle:
+                raise _stalled(idle) from None
             raise BadRequest(f"The upload stream broke off: {exc}") from None
         if sent is not None:
             return sent
@@ -95,6 +120,8 @@ def _forward_upload(conn: http.client.HTTPConnection, size: int | None, stream=N
             block = read(BLOCK)
         except BadRequest:  # a stream read in place of the body refused its content
             raise
+        except TimeoutError:  # the client socket's timeout, set above
+            raise _stalled(idle) from None
         except Exception as exc:  # noqa: BLE001 - any failure of the client's stream
             raise BadRequest(f"The upload stream broke off: {exc}") from None
         if not block:
@@ -264,9 +291,8 @@ def download(image_id):
         cached = cache.open_for(image)  # checked against the record just read
         if cached is not None:
             body = file_body(request.environ, cached, offset, length, BLOCK, DATA_TIMEOUT)
-            response = Response(body, status=status, headers=headers, direct_passthrough=True)
-            response.call_on_close(lambda: os.close(cached))
-            return response
+            body = ClosingBody(body, lambda: os.close(cached))
+            return Response(body, status=status, headers=headers, direct_passthrough=True)
         if status == 200:
             fill = Fill.start(cache, image)  # None: another download is filling it
     try:
@@ -315,7 +341,5 @@ def _from_store(image_id, image, offset, length, status, headers, fill) -> Respo
         finally:
             conn.close()
 
-    response = Response(relay(), status=status, headers=headers, direct_passthrough=True)
-    if fill is not None:
-        response.call_on_close(fill.release)  # a body never sent, or cut short
-    return response
+    body = relay() if fill is None else ClosingBody(relay(), fill.release)  # never sent
+    return Response(body, status=status, headers=headers, direct_passthrough=True)

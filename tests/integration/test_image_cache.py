@@ -228,6 +228,14 @@ def test_second_download_and_range_from_cache_with_the_store_stopped(nodes, api_
             proc.resume()
     hits = {e["image_id"]: e["hits"] for e in api_a.get("/v2/cache").json()["cached_images"]}
     assert hits[image_id] == 3
+    assert api_a.request("HEAD", f"/v2/images/{image_id}/file").status_code == 200
+    cache_file = str(stack.workdir / "cache-a" / image_id)
+    wait_for(
+        lambda: (
+            not any(f.path == cache_file for p in gateway_processes(stack) for f in p.open_files())
+        ),
+        what="every response to close its cache file",
+    )
 
 
 @pytest.mark.parametrize("damage", ["truncate", "overwrite"])
