@@ -140,3 +140,6 @@ def test_readme_scaling_section_names_the_compose_services():
     services = compose()["services"]
     for name in ("registry", "store"):
         assert rows[name].startswith(str(services[name]["deploy"]["replicas"])), rows[name]
+    section = (ROOT / "README.md").read_text().split("\n## Scaling\n", 1)[1]
+    for name in ("rabbitmq", "mariadb"):  # the pinned versions
+        assert f"`{services[name]['image']}`" in section, name
