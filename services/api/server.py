@@ -1,6 +1,7 @@
-"""``tessera-api [--config-file PATH]``: the gateway under gunicorn (gthread workers, no
-eventlet in this process). Each worker builds its own app, and so its own RPC
-connections, after the fork."""
+"""``tessera-api [--config-file PATH]``: the gateway under gunicorn: threaded workers
+whose main loop gathers each request before a thread serves it, with header, idle and
+upload timeouts (services/api/front.py says why; no eventlet in this process). Each
+worker builds its own app, and so its own RPC connections, after the fork."""
 
 from __future__ import annotations
 
@@ -39,12 +40,15 @@ class GatewayServer(BaseApplication):
             "bind": f"{conf.bind_host}:{conf.bind_port}",
             "workers": conf.workers,
             "threads": conf.threads,
-            "worker_class": "gthread",
+            "worker_class": "services.api.front.GatewayWorker",
+            "worker_connections": conf.worker_connections,
             # A list URL with ~100 ids in an in: filter is ~4 KB, gunicorn's default
             # limit; 8190 is its largest. Headers as long as Glance's max_header_line.
             "limit_request_line": 8190,
             "limit_request_field_size": 16384,
-            "keepalive": 75,
+            # how long a kept-alive connection may idle (Glance's client_socket_timeout;
+            # 0 would turn keep-alive off here, so "no limit" is a day)
+            "keepalive": conf.client_socket_timeout or 86400,
             "timeout": 120,
             "graceful_timeout": 10,
             "control_socket_disable": True,
@@ -66,6 +70,9 @@ class GatewayServer(BaseApplication):
             settings["child_exit"] = lambda _arbiter, worker: worker_exited(worker.pid)
         for key, value in settings.items():
             self.cfg.set(key, value)
+        from services.api.front import configure
+
+        configure(conf.client_header_timeout, conf.client_socket_timeout)
 
     def load(self):
         from services.api.app import create_app

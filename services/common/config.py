@@ -74,34 +74,36 @@ default_opts = [
     cfg.IntOpt("workers", default=2, min=1, help="API worker processes."),
     cfg.IntOpt(
         "threads",
-        default=16,
+        default=64,
         min=1,
-        deprecated_for_removal=True,
-        deprecated_reason="The API workers are gevent workers (services/api/front.py): "
-        "a connection costs a greenlet, not a thread; see worker_connections.",
-        help="Ignored: threads per API worker process of the former gthread workers.",
+        help="Threads per API worker process: requests served at once, each once its "
+        "line and headers have arrived (services/api/front.py). A stalled upload holds "
+        "one for at most upload_idle_timeout seconds.",
     ),
     cfg.IntOpt(
         "worker_connections",
         default=1000,
         min=1,
-        help="Most client connections one API worker process holds at once (each a "
-        "greenlet); further connections wait in the listen backlog.",
+        help="Most client connections one API worker process holds at once (kept alive, "
+        "sending their request, or being served); further ones wait in the listen "
+        "backlog.",
     ),
     cfg.FloatOpt(
         "client_header_timeout",
         default=10.0,
         min=0,
-        help="Seconds a new client connection has to send its first request line and "
-        "headers; a slower one is closed (0: no limit).",
+        help="Seconds a client has to send a request's line and headers (and a body of "
+        "at most 64 KiB, such as a JSON document) once it connects or, on a kept-alive "
+        "connection, once the request starts; a slower one gets 408 and is closed "
+        "(0: no limit). No thread is held meanwhile.",
     ),
     cfg.IntOpt(
         "client_socket_timeout",
         default=900,
         min=0,
-        help="Seconds a kept-alive client connection may stay idle waiting for its next "
-        "request (and then for that request's headers) before it is closed, as Glance's "
-        "option of this name (0: no limit).",
+        help="Glance's option: seconds a kept-alive client connection may stay idle "
+        "before it is closed, and a client may stay silent while a thread reads its "
+        "request body or writes its answer (0: no limit).",
     ),
     cfg.FloatOpt(
         "upload_idle_timeout",
@@ -109,7 +111,7 @@ default_opts = [
         min=1,
         help="Seconds an image upload (PUT /v2/images/{id}/file, stage, v1 create or "
         "update with data) may go without a byte from its client before the gateway "
-        "aborts it: the image goes back to queued and the partial data is removed.",
+        "aborts it (408): the image goes back to queued and the partial data is removed.",
     ),
     cfg.FloatOpt(
         "rpc_timeout",
@@ -334,6 +336,14 @@ store_opts = [
         help="The scrubber's claim on an image it scrubs; a store replica renews it "
         "while it deletes the data. A claim not renewed for this long (its replica "
         "died) is taken over by the next scrubber run.",
+    ),
+    cfg.IntOpt(
+        "upload_buffer_memory",
+        default=64,
+        min=1,
+        help="MiB of upload buffers a store replica may hold at once (each upload uses "
+        "1 to 4 buffers of 1 MiB; past the budget an upload waits for a buffer). They "
+        "are given back to the system once no upload is running.",
     ),
     cfg.IntOpt(
         "sweep_interval",

@@ -78,9 +78,9 @@ _UNSUPPORTED = [
     (
         "DEFAULT",
         "the gateway runs under gunicorn with its own limits (bind_host, bind_port, "
-        "workers, threads); TLS belongs to a proxy in front of it",
+        "workers, worker_connections); TLS belongs to a proxy in front of it",
         _names(
-            "backlog tcp_keepidle cert_file key_file ca_file client_socket_timeout "
+            "backlog tcp_keepidle cert_file key_file ca_file "
             "http_keepalive max_header_line max_request_id_length secure_proxy_ssl_header"
         ),
     ),

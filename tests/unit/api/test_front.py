@@ -1,0 +1,57 @@
+"""The gateway's front (services/api/front.py): when a gathered request is complete, and
+a tripwire on the parts of gunicorn's threaded worker it builds on."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from gunicorn.workers import gthread
+
+from services.api.front import MAX_GATHERED_BODY, GatewayWorker, request_complete
+
+GET = b"GET /v2/images HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "complete"),
+    [
+        (b"", False),
+        (GET, False),
+        (GET + b"\r\n", True),
+        (b"GET / HTTP/1.1\nHost: x\n\n", True),  # bare newlines, as gunicorn reads them
+        (b"POST /v2/images HTTP/1.1\r\nContent-Length: 5\r\n\r\n{}", False),
+        (b'POST /v2/images HTTP/1.1\r\nContent-Length: 5\r\n\r\n{"a"}', True),
+        (b'POST /v2/images HTTP/1.1\r\ncontent-length:5\r\n\r\n{"a"}', True),
+        # a large body, a chunked one or one behind Expect is read in the thread
+        (f"PUT /f HTTP/1.1\r\nContent-Length: {MAX_GATHERED_BODY + 1}\r\n\r\n".encode(), True),
+        (b"POST /v2/images HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True),
+        (b"POST /v2/images HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", True),
+    ],
+)
+def test_request_complete(data, complete):
+    assert request_complete(data) is complete
+
+
+def test_gunicorn_threaded_worker_still_has_what_the_front_builds_on():
+    """GatewayWorker overrides and calls these; a gunicorn upgrade that renames or
+    reshapes them must fail here, not in production."""
+    worker = gthread.ThreadWorker
+    for name in ("accept", "on_client_socket_readable", "murder_pending", "enqueue_req"):
+        assert callable(getattr(worker, name, None)), name
+    assert list(inspect.signature(worker.handle_request).parameters) == ["self", "req", "conn"]
+    assert list(inspect.signature(worker.on_client_socket_readable).parameters) == [
+        "self",
+        "conn",
+        "client",
+    ]
+    conn_init = inspect.getsource(gthread.TConn.__init__)
+    for attribute in ("self.parser", "self.data_ready", "self.timeout", "self.is_http2"):
+        assert attribute in conn_init, attribute
+    # handle() skips its wait for data when data_ready is set, and init() keeps a parser
+    # it is given
+    assert "conn.data_ready" in inspect.getsource(worker.handle)
+    assert "if self.parser is None" in inspect.getsource(gthread.TConn.init)
+    run = inspect.getsource(worker.run)
+    assert "self.murder_pending()" in run
+    assert issubclass(GatewayWorker, worker)
