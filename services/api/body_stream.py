@@ -190,9 +190,11 @@ class ClosingBody:
                 on_close()
 
 
-def _sendfile(target: socket.socket, fd: int, offset: int, length: int, timeout: float) -> None:
+def _sendfile(
+    target: socket.socket, fd: int, offset: int, length: int, timeout: float, counted=None
+) -> None:
     """Send ``length`` bytes of the file ``fd`` from ``offset`` to ``target`` in the
-    kernel."""
+    kernel (adding what was sent to ``counted[0]``, when given)."""
     while length > 0:
         try:
             sent = os.sendfile(target.fileno(), fd, offset, min(length, 16 << 20))
@@ -202,21 +204,25 @@ def _sendfile(target: socket.socket, fd: int, offset: int, length: int, timeout:
         if sent == 0:
             raise OSError("the file ended early")
         offset, length = offset + sent, length - sent
+        if counted is not None:
+            counted[0] += sent
 
 
 def file_body(
-    environ: dict, fd: int, offset: int, length: int, block: int, timeout: float
+    environ: dict, fd: int, offset: int, length: int, block: int, timeout: float, sent=None
 ) -> Iterator[bytes]:
     """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
     hit): the first block through the server (it sends the headers with it), the rest
     with ``sendfile``. The caller closes ``fd`` when the response is closed
-    (``ClosingBody``)."""
+    (``ClosingBody``). ``sent``, a one-item list, counts the bytes sent."""
+    sent = [0] if sent is None else sent
     first = os.pread(fd, min(block, length), offset)
     yield first
+    sent[0] += len(first)
     offset, length = offset + len(first), length - len(first)
     target = _client_socket(environ)
     if target is not None:
-        _sendfile(target, fd, offset, length, timeout)
+        _sendfile(target, fd, offset, length, timeout, sent)
         return
     while length > 0:
         chunk = os.pread(fd, min(block, length), offset)
@@ -224,6 +230,7 @@ def file_body(
             return
         offset, length = offset + len(chunk), length - len(chunk)
         yield chunk
+        sent[0] += len(chunk)
 
 
 def fill_body(

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import parse_content_range_header, parse_range_header
 
 from services.api.body_stream import (
@@ -34,7 +35,9 @@ from services.common.errors import (
     SizeMismatch,
     from_remote,
 )
+from services.common.notification_rules import sends
 
+log = logging.getLogger(__name__)
 bp = Blueprint("image_data", __name__)
 
 BLOCK = 2 << 20
@@ -290,8 +293,9 @@ def download(image_id):
     if cache is not None and image["status"] == "active":
         cached = cache.open_for(image)  # checked against the record just read
         if cached is not None:
-            body = file_body(request.environ, cached, offset, length, BLOCK, DATA_TIMEOUT)
-            body = ClosingBody(body, lambda: os.close(cached))
+            sent = [0]
+            body = file_body(request.environ, cached, offset, length, BLOCK, DATA_TIMEOUT, sent)
+            body = ClosingBody(body, _after_hit(cached, image, length, sent))
             return Response(body, status=status, headers=headers, direct_passthrough=True)
         if status == 200:
             fill = Fill.start(cache, image)  # None: another download is filling it
@@ -301,6 +305,32 @@ def download(image_id):
         if fill is not None:
             fill.abort()
         raise
+
+
+def _after_hit(fd: int, image: dict, length: int, sent: list):
+    """What a download served from the cache does once its response is closed: close
+    the file and, as the store does for the downloads it sends, have Glance's
+    ``image.send`` sent (by the node's cache service, which has a notifier)."""
+    notify = request.method == "GET" and sends(conf(), "image.send")
+    rpc, context = current_app.extensions["tessera.rpc"], g.context
+
+    def done() -> None:
+        os.close(fd)
+        if not notify:
+            return
+        payload = {
+            "bytes_sent": sent[0],
+            "image_id": image["id"],
+            "owner_id": image["owner"],
+            "receiver_tenant_id": context.project_id,
+            "receiver_user_id": context.user_id,
+        }
+        try:
+            rpc.call("cache", "image_sent", context, payload, sent[0] == length)
+        except Exception as exc:  # noqa: BLE001 - the download is done either way
+            log.warning("image %s: image.send was not sent: %s", image["id"], exc)
+
+    return done
 
 
 def _from_store(image_id, image, offset, length, status, headers, fill) -> Response:

@@ -12,7 +12,9 @@ node's gateway (which fills the cache as downloads pass and serves the hits).
   against the registry's record first, so a missed event costs disk space, not
   correctness.
 
-With the cache off it answers its health check and nothing else."""
+It also sends Glance's ``image.send`` for the downloads the node's gateway serves from
+its cache (the store sends it for the others). With the cache off it answers its health
+check and nothing else."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from services.cache.index import ImageCache
 from services.common.config import image_cache_settings
 from services.common.context import RequestContext
 from services.common.errors import TesseraError
+from services.common.notifications import Notifications
 from services.common.rpc import Settings, rpc
 
 log = logging.getLogger(__name__)
@@ -78,10 +81,21 @@ class CacheService:
     context = ServiceContext()
     registry = RpcProxy("registry")
     store = RpcProxy("store")
+    notifier = Notifications()
 
     @rpc
     def health(self) -> dict:
         return {"service": self.name, "status": "ok"}
+
+    @rpc
+    def image_sent(self, payload: dict, complete: bool) -> None:
+        """Glance's ``image.send`` for a download a gateway served from its cache
+        (``payload`` as the store's: bytes_sent, image_id, owner_id, receiver_tenant_id,
+        receiver_user_id); ERROR when the client got fewer bytes than it asked for."""
+        if complete:
+            self.notifier.info("image.send", payload)
+        else:
+            self.notifier.error("image.send", payload)
 
     # --- events: every node drops the image
 

@@ -29,13 +29,16 @@ import oslo_messaging
 from nameko.extensions import DependencyProvider
 from oslo_config import cfg
 
+from services.common.notification_rules import NO_DRIVERS, drivers, is_disabled, sends
+
+__all__ = ["NO_DRIVERS", "Notifications", "Notifier", "drivers", "is_disabled", "sends"]
+
 log = logging.getLogger(__name__)
 
 EXCHANGE = "glance"
 QUEUE_SIZE = 10000
 #: seconds a stopping service waits for queued notifications to be sent
 DRAIN_SECONDS = 2.0
-NO_DRIVERS = {"", "noop"}
 
 
 def _isotime(value: datetime | None = None) -> str:
@@ -101,19 +104,6 @@ def member_payload(record: dict, deleted: bool = False) -> dict:
         "deleted": deleted,
         "deleted_at": _isotime() if deleted else None,
     }
-
-
-def is_disabled(event_type: str, disabled: list[str]) -> bool:
-    """Whether ``disabled_notifications`` names the event or a group it belongs to.
-    Glance matches the full name and the text before the first dot (``image``); a
-    dotted group its help text lists (``image.member``) counts too."""
-    parts = event_type.split(".")
-    names = {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
-    return any(name in names for name in disabled)
-
-
-def drivers(conf: cfg.ConfigOpts) -> list[str]:
-    return [d for d in conf.oslo_messaging_notifications.driver if d not in NO_DRIVERS]
 
 
 def messaging_config(conf: cfg.ConfigOpts) -> cfg.ConfigOpts:

@@ -20,6 +20,7 @@ import requests
 
 from tests.conftest import Api
 from tests.integration.test_image_data import MiB, upload, wait_for
+from tests.integration.test_notifications import Listener
 from tests.stack import ROOT, Stack, free_port
 
 NODE_B_MAX = 10 * MiB
@@ -82,8 +83,10 @@ def nodes(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cache")
     stack = Stack(
         workdir,
-        image_cache_dir=workdir / "cache-a",
-        image_cache_max_size=64 * MiB,
+        sections={
+            "DEFAULT": {"image_cache_dir": workdir / "cache-a", "image_cache_max_size": 64 * MiB},
+            "oslo_messaging_notifications": {"driver": "messagingv2"},
+        },
     ).start()
     node_b = NodeB(stack)
     try:
@@ -236,6 +239,28 @@ def test_second_download_and_range_from_cache_with_the_store_stopped(nodes, api_
         ),
         what="every response to close its cache file",
     )
+
+
+def test_a_cache_hit_sends_image_send(nodes, api_a):
+    stack, _ = nodes
+    listener = Listener(stack.vhost.transport_url)
+    try:
+        image_id, data = new_image(api_a, MiB)
+        fill(api_a, image_id, data)
+        listener.heard.wait_for(image_id, "image.send")  # the store's, for the fill
+        assert download(api_a, image_id).content == data  # a hit
+        events = listener.heard.wait_for(image_id, "image.send", "image.send")
+    finally:
+        listener.stop()
+    hit = [e for e in events if e["event_type"] == "image.send"][-1]
+    assert hit["priority"] == "INFO"
+    assert hit["payload"] == {
+        "bytes_sent": MiB,
+        "image_id": image_id,
+        "owner_id": api_a.project,
+        "receiver_tenant_id": api_a.project,
+        "receiver_user_id": "test-user",
+    }
 
 
 @pytest.mark.parametrize("damage", ["truncate", "overwrite"])
