@@ -449,6 +449,12 @@ def test_tessera_manage_cache(nodes, api_a):
     assert "cleaned" in manage("cache", "clean")
     assert f"{image_id}: deleted" in manage("cache", "delete", image_id)
     assert image_id not in cached_ids(api_a)
+    unknown = str(uuid.uuid4())
+    manage("cache", "queue", unknown)  # the prefetcher drops what it cannot fetch
+    wait_for(
+        lambda: unknown not in api_a.get("/v2/cache").json()["queued_images"],
+        what="an unknown image dropped from the queue",
+    )
     manage("cache", "queue", image_id)
     # (the prefetcher may have taken it already)
     assert re.search(
