@@ -51,3 +51,14 @@ def test_cache_on(tmp_path, text):
     }
     bad = app.delete("/v2/cache", headers={"x-image-cache-clear-target": "everything"})
     assert bad.status_code == 400
+
+
+def test_keystone_cachemanagement_flavor_is_keystone_auth_with_the_cache(tmp_path):
+    app = client(
+        tmp_path,
+        "[paste_deploy]\nflavor = keystone+cachemanagement\n"
+        "[keystone_authtoken]\nwww_authenticate_uri = http://127.0.0.1:1/v3\n"
+        "auth_url = http://127.0.0.1:1/v3\n",
+    )
+    assert app.get("/v2/cache").status_code == 401  # auth_token: no token, no answer
+    assert version_ids(app)[0] == "v2.18"
