@@ -81,13 +81,26 @@ def main() -> None:
                 codes = list(pool.map(lambda _: upload(stack.url, body), range(args.uploads)))
             took = time.monotonic() - started
             rate = args.uploads * args.size_mib / took
-            print(f"round {round_no + 1}: statuses {sorted(set(codes))}, {took:.1f} s, "
-                  f"{rate:.0f} MiB/s, store peak so far {peak[0]:.0f} MB")
+            print(
+                f"round {round_no + 1}: statuses {sorted(set(codes))}, {took:.1f} s, "
+                f"{rate:.0f} MiB/s, store peak so far {peak[0]:.0f} MB"
+            )
         done.set()
         time.sleep(2)
         print(f"store RSS 2 s after: {mb():.0f} MB")
         time.sleep(8)
         print(f"store RSS 10 s after: {mb():.0f} MB (peak {peak[0]:.0f} MB)")
+        big = [m for m in store.memory_maps(grouped=False) if m.rss > 512 << 10]
+        by_path: dict[str, list] = {}
+        for m in big:
+            by_path.setdefault(m.path or "[anon]", []).append(m.rss)
+        print(
+            "store mappings over 512 KiB resident: "
+            + ", ".join(
+                f"{path.rsplit('/', 1)[-1]} {len(sizes)} x, {sum(sizes) / 1e6:.0f} MB"
+                for path, sizes in sorted(by_path.items(), key=lambda kv: -sum(kv[1]))[:5]
+            )
+        )
 
 
 if __name__ == "__main__":

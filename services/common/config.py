@@ -76,9 +76,10 @@ default_opts = [
         "threads",
         default=64,
         min=1,
-        help="Threads per API worker process: requests served at once, each once its "
-        "line and headers have arrived (services/api/front.py). A stalled upload holds "
-        "one for at most upload_idle_timeout seconds.",
+        help="Threads per API worker process for metadata requests, and as many again "
+        "for image data (uploads, downloads, large bodies): requests served at once, "
+        "each once its line and headers have arrived (services/api/front.py). A stalled "
+        "upload holds an image data thread for at most upload_idle_timeout seconds.",
     ),
     cfg.IntOpt(
         "worker_connections",

@@ -5,11 +5,11 @@ thread (eventlet's tpool; hashlib releases the GIL on large buffers), overlapped
 reading the socket and the backend's writing, so an upload goes as fast as the slowest
 of the four allows.
 
-A green thread reads ahead into a small ring of buffers allocated once per upload; a
-buffer is refilled once both hashes and the backend are done with it. So the socket,
-the backend and the hashes each go at their own pace, up to BUFFERS chunks apart, and
-no memory is allocated, touched for the first time or copied per chunk (on a busy store
-that costs as much CPU as a hash)."""
+A green thread reads ahead into a small ring of buffers taken from the replica's buffer
+budget (services/store/buffers.py) for the upload; a buffer is refilled once both hashes
+and the backend are done with it. So the socket, the backend and the hashes each go at
+their own pace, up to BUFFERS chunks apart, and no memory is allocated, touched for the
+first time or copied per chunk (on a busy store that costs as much CPU as a hash)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,18 @@ from eventlet import tpool
 from eventlet.queue import LightQueue
 
 from services.store.backends.base import ImageTooLarge, SizeMismatch
+from services.store.buffers import BUFFER_SIZE, BUFFERS_PER_UPLOAD, BufferPool
 from services.store.formats import FormatInspector, FormatPolicy
 
-CHUNK = 4 << 20
-BUFFERS = 4  # per upload: BUFFERS * CHUNK of memory, however large the image
+CHUNK = BUFFER_SIZE
+BUFFERS = BUFFERS_PER_UPLOAD  # per upload: at most BUFFERS * CHUNK, however large the image
 
 
 class _Buffer:
     """One buffer of the ring; back in the ring when its last user releases it."""
 
-    def __init__(self, ring: LightQueue):
-        self.view = memoryview(bytearray(CHUNK))
+    def __init__(self, ring: LightQueue, memory):
+        self.view = memoryview(memory)
         self._ring = ring
         self._users = 0
 
@@ -40,7 +41,7 @@ class _Buffer:
 
     def release(self) -> None:
         self._users -= 1
-        if self._users == 0:
+        if self._users == 0 and self._ring is not None:
             self._ring.put(self)
 
 
@@ -80,8 +81,12 @@ class UploadPipeline:
         disk_format: str | None,
         container_format: str | None = "bare",
         format_policy: FormatPolicy = FormatPolicy(),
+        buffers: BufferPool | None = None,
     ):
+        """``buffers``: the replica's buffer budget (a pool of this upload's own when
+        None)."""
         self.readinto = readinto
+        self.buffers = buffers
         self.declared_size = declared_size
         self.max_size = max_size
         self.hashing_algorithm = hashing_algorithm
@@ -101,9 +106,9 @@ class UploadPipeline:
             )
 
     def _next_chunk(self, buffer: memoryview) -> memoryview:
-        want = CHUNK
+        want = min(CHUNK, len(buffer))
         if self.declared_size is not None:
-            want = min(CHUNK, self.declared_size - self.size + 1)  # +1 notices extra bytes
+            want = min(want, self.declared_size - self.size + 1)  # +1 notices extra bytes
         chunk = buffer[: self.readinto(buffer[:want])]
         self.size += len(chunk)
         if self.size > self.max_size:
@@ -119,9 +124,12 @@ class UploadPipeline:
         """The verified chunks; raises (and so makes the backend discard its partial
         write) as soon as anything is wrong. A chunk is only valid until the next one
         is asked for: its buffer is then handed back to be refilled."""
+        pool = self.buffers or BufferPool(BUFFERS * CHUNK, CHUNK)
+        memory = pool.take(BUFFERS)
         ring = LightQueue()
-        for _ in range(BUFFERS):
-            ring.put(_Buffer(ring))
+        ring_buffers = [_Buffer(ring, block) for block in memory]
+        for buffer in ring_buffers:
+            ring.put(buffer)
         lanes = (_HashLane(self.md5), _HashLane(self.os_hash))
         ready = LightQueue()
         reader = eventlet.spawn(self._read_ahead, ring, lanes, ready)
@@ -138,6 +146,9 @@ class UploadPipeline:
             reader.kill()
             for lane in lanes:
                 lane.stop()
+            for buffer in ring_buffers:
+                buffer._ring = None  # no cycle: the memory goes as soon as its views do
+            pool.give_back(memory)
         self.virtual_size = self.inspector.finish()
 
     def _read_ahead(self, ring: LightQueue, lanes, ready: LightQueue) -> None:

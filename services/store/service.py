@@ -27,6 +27,7 @@ from services.common.notifications import Notifications
 from services.common.rpc import Context, Settings, rpc
 from services.common.url_filter import UrlFilter
 from services.store import scrubber, sweep
+from services.store.buffers import UploadBuffers
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.formats import FormatPolicy
@@ -99,6 +100,7 @@ class StoreService(ImportWorker):
     sessions = TransferSessions()
     data_port = DataPortUrl()
     leases = UploadLeaseKeeper()
+    buffers = UploadBuffers()
     notifier = Notifications()
     registry = RpcProxy("registry")
 
@@ -143,6 +145,7 @@ class StoreService(ImportWorker):
                     claim["disk_format"],
                     container_format=claim.get("container_format"),
                     format_policy=FormatPolicy.from_config(self.conf),
+                    buffers=self.buffers,
                 )
                 stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
             except BaseException as exc:
