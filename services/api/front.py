@@ -12,11 +12,13 @@ when they are all there; a connection that has not sent them within
 connections cost a socket and a buffer each, never a thread. Kept-alive connections wait
 in the same loop (gunicorn's), for ``client_socket_timeout`` seconds.
 
-What still holds a thread is a request whose body is being read: an image upload (or a
-large or chunked body). Its client socket has a timeout in the thread
-(``client_socket_timeout``, Glance's socket timeout, and for image data the much shorter
-``upload_idle_timeout``, services/api/image_data.py), so a stalled upload holds its
-thread for at most that long, and the image goes back to ``queued``.
+What still holds a thread is a request that moves image data: an upload (or any large or
+chunked body) while it is read, a download while it is sent. Those are served by a second
+pool of ``threads`` threads, so however many of them stall, metadata requests keep theirs.
+Its client socket has a timeout in the thread (``client_socket_timeout``, Glance's socket
+timeout, and for image data the much shorter ``upload_idle_timeout``,
+services/api/image_data.py), so a stalled upload holds its thread for at most that long,
+and the image goes back to ``queued``.
 
 Why not gevent (measured, this 2-core machine under the other sessions' load, the same
 2 workers, one kept-alive client, 150 requests per round, rounds interleaved): gunicorn's
@@ -28,7 +30,8 @@ the fast path nothing: a request that arrives in one packet (every real client's
 read once by the main loop and handed to a thread as gunicorn's worker would.
 
 This subclasses gunicorn 27's ``ThreadWorker`` (``accept``, ``on_client_socket_readable``,
-``murder_pending``, ``handle_request``, ``TConn.parser``/``data_ready``): a tripwire
+``murder_pending``, ``enqueue_req``, ``get_thread_pool``, ``handle_request``,
+``TConn.parser``/``data_ready``): a tripwire
 test (tests/unit/api/test_front.py) fails when the pinned gunicorn changes under it.
 """
 
@@ -39,6 +42,7 @@ import re
 import selectors
 import time
 from collections import deque
+from concurrent import futures
 from functools import partial
 
 from gunicorn import http
@@ -53,6 +57,10 @@ MAX_GATHERED_BODY = 64 << 10
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n", re.I)
 EXPECT_OR_CHUNKED = re.compile(rb"\n(expect|transfer-encoding)[ \t]*:", re.I)
+#: downloads: v2's image file, v1's GET of an image (not its detail list)
+DOWNLOAD = re.compile(
+    rb"GET /v2/images/[^/?# ]+/file[?# ]|GET /v1/images/(?!detail[?# ])[^/?# ]+[?# ]"
+)
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 HEADERS_TOO_LARGE = (
@@ -68,6 +76,19 @@ _TIMEOUTS = {"header": 10.0, "socket": 900.0}
 def configure(header_timeout: float, socket_timeout: float) -> None:
     _TIMEOUTS["header"] = header_timeout
     _TIMEOUTS["socket"] = socket_timeout
+
+
+def moves_data(data: bytes | bytearray) -> bool:
+    """Whether a gathered request (``request_complete``) is a download, or has a body
+    left to read in the thread (an upload, any large, chunked or ``Expect`` body)."""
+    if DOWNLOAD.match(data.lstrip()):
+        return True
+    end = HEADER_END.search(data)
+    head = data[: end.end()]
+    if EXPECT_OR_CHUNKED.search(head):
+        return True
+    length = CONTENT_LENGTH.search(head)
+    return length is not None and len(data) - end.end() < int(length.group(1))
 
 
 def request_complete(data: bytes | bytearray) -> bool:
@@ -93,6 +114,31 @@ class GatewayWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.gathering: deque[TConn] = deque()  # ordered by deadline (one timeout for all)
+        self.data_pool: futures.ThreadPoolExecutor | None = None
+
+    def get_thread_pool(self):
+        """The metadata requests' pool (gunicorn's); the image data pool beside it."""
+        self.data_pool = futures.ThreadPoolExecutor(
+            max_workers=self.cfg.threads, thread_name_prefix="image-data"
+        )
+        return super().get_thread_pool()
+
+    def enqueue_req(self, conn):
+        if not getattr(conn, "moves_data", False):
+            super().enqueue_req(conn)
+            return
+        done = self.data_pool.submit(self.handle, conn)
+        done.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            self.data_pool.shutdown(wait=False)
+
+    def handle_quit(self, sig, frame):
+        self.data_pool.shutdown(wait=False)
+        super().handle_quit(sig, frame)
 
     # --- connections in, requests gathered
 
@@ -153,6 +199,7 @@ class GatewayWorker(ThreadWorker):
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
         conn.parser.unreader.unread(bytes(conn.gathered))
+        conn.moves_data = moves_data(conn.gathered)
         conn.gathered = None
         conn.data_ready = True
         self.enqueue_req(conn)

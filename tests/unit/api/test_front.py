@@ -8,7 +8,7 @@ import inspect
 import pytest
 from gunicorn.workers import gthread
 
-from services.api.front import MAX_GATHERED_BODY, GatewayWorker, request_complete
+from services.api.front import MAX_GATHERED_BODY, GatewayWorker, moves_data, request_complete
 
 GET = b"GET /v2/images HTTP/1.1\r\nHost: x\r\n"
 
@@ -33,11 +33,39 @@ def test_request_complete(data, complete):
     assert request_complete(data) is complete
 
 
+@pytest.mark.parametrize(
+    ("data", "image_data"),
+    [
+        (GET + b"\r\n", False),
+        (b"GET /v2/images/abc HTTP/1.1\r\n\r\n", False),  # a show
+        (b"GET /v2/images/abc/file HTTP/1.1\r\n\r\n", True),
+        (b"GET /v2/images/abc/file?x HTTP/1.1\r\n\r\n", True),
+        (b"HEAD /v1/images/abc HTTP/1.1\r\n\r\n", False),
+        (b"GET /v1/images/abc HTTP/1.1\r\n\r\n", True),  # a v1 download
+        (b"GET /v1/images/detail?limit=2 HTTP/1.1\r\n\r\n", False),
+        (b"POST /v2/images HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", False),
+        (b"PUT /v2/images/abc/file HTTP/1.1\r\nContent-Length: 0\r\n\r\n", False),
+        (b"PUT /v2/images/abc/file HTTP/1.1\r\nContent-Length: 9\r\n\r\n", True),
+        (b"PUT /v2/images/a/stage HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", True),
+    ],
+)
+def test_moves_data(data, image_data):
+    """Downloads and bodies left to read go to the image data pool."""
+    assert moves_data(data) is image_data
+
+
 def test_gunicorn_threaded_worker_still_has_what_the_front_builds_on():
     """GatewayWorker overrides and calls these; a gunicorn upgrade that renames or
     reshapes them must fail here, not in production."""
     worker = gthread.ThreadWorker
-    for name in ("accept", "on_client_socket_readable", "murder_pending", "enqueue_req"):
+    for name in (
+        "accept",
+        "on_client_socket_readable",
+        "murder_pending",
+        "enqueue_req",
+        "finish_request",
+        "handle_quit",
+    ):
         assert callable(getattr(worker, name, None)), name
     assert list(inspect.signature(worker.handle_request).parameters) == ["self", "req", "conn"]
     assert list(inspect.signature(worker.on_client_socket_readable).parameters) == [
@@ -52,6 +80,8 @@ def test_gunicorn_threaded_worker_still_has_what_the_front_builds_on():
     # it is given
     assert "conn.data_ready" in inspect.getsource(worker.handle)
     assert "if self.parser is None" in inspect.getsource(gthread.TConn.init)
+    assert "self.tpool = self.get_thread_pool()" in inspect.getsource(worker.init_process)
+    assert "self.method_queue.defer(self.finish_request" in inspect.getsource(worker.enqueue_req)
     run = inspect.getsource(worker.run)
     assert "self.murder_pending()" in run
     assert issubclass(GatewayWorker, worker)
