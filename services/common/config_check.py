@@ -80,18 +80,25 @@ def registered_options(conf: cfg.ConfigOpts) -> dict[str, set[str]]:
 def keystone_authtoken_options(auth_type: str | None) -> set[str]:
     """keystonemiddleware's options and those of the keystoneauth plugin ``auth_type``
     (registered by keystonemiddleware only when the gateway builds its pipeline)."""
-    from keystoneauth1 import loading
     from keystonemiddleware import auth_token
 
     known: dict[str, set[str]] = {}
     for group, opts in auth_token.list_opts():
         for opt in opts:
             _opt_names(opt, group, known)
-    names = known.get("keystone_authtoken", set())
+    return known.get("keystone_authtoken", set()) | auth_plugin_options(auth_type or "password")
+
+
+def auth_plugin_options(auth_type: str | None) -> set[str]:
+    """The options of the keystoneauth plugin ``auth_type`` (registered only when the
+    plugin is loaded: by keystonemiddleware, or by oslo.limit for ``[oslo_limit]``)."""
+    from keystoneauth1 import loading
+
     try:
-        plugin_opts = loading.get_plugin_options(auth_type or "password")
-    except Exception:  # noqa: BLE001 - an unknown plugin: keystonemiddleware says so
+        plugin_opts = loading.get_plugin_options(auth_type) if auth_type else []
+    except Exception:  # noqa: BLE001 - an unknown plugin: its loader says so
         plugin_opts = []
+    names = set()
     for opt in plugin_opts:
         names.add(_norm(opt.dest))
         names.update(_norm(old.name) for old in opt.deprecated)
@@ -134,6 +141,8 @@ def config_warnings(conf: cfg.ConfigOpts) -> list[str]:
             else:
                 warnings.append(f"[{section}] is not a section Tessera reads; ignored")
             continue
+        elif section == "oslo_limit":  # unified limits: its auth plugin's options too
+            group_known = known[section] | auth_plugin_options(conf.oslo_limit.auth_type)
         else:
             group_known = known[section]
         for name in sorted(options):

@@ -9,7 +9,7 @@ from services.common.errors import BadRequest
 from services.common.image_schema import image_validator
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
-from services.registry import images, imports, tasks
+from services.registry import images, imports, tasks, unified_limits
 from services.registry.models import Task
 from services.registry.views import orm_record
 
@@ -44,10 +44,10 @@ class ImportRpc:
     # --- staging: called by the store replica that receives the bytes
 
     @rpc
-    def begin_stage(self, image_id: str, upload_id: str) -> dict:
+    def begin_stage(self, image_id: str, upload_id: str, size: int | None = None) -> dict:
         with self.db.begin() as session:
             claim = imports.begin_stage(
-                session, self.context, self.conf, image_id, upload_id, self._lease_seconds()
+                session, self.context, self.conf, image_id, upload_id, self._lease_seconds(), size
             )
             record = self._image_updated(session, image_id)
         self._after_update(image_id, record)
@@ -67,6 +67,8 @@ class ImportRpc:
         """The gateway's ``POST /import``: the task, created and announced to the store
         replicas (one of them runs it)."""
         with self.db.begin() as session:
+            # as Glance: an import may not start while the project is over image_size_total
+            unified_limits.enforce_upload(session, self.conf, self.context.project_id, None)
             task = imports.begin_import(
                 session, self.context, image_id, request, store, self._lease_seconds()
             )

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Gone, NotFound
-from services.registry import access, tasks
+from services.registry import access, tasks, unified_limits
 from services.registry.images import change_status, get_visible
 from services.registry.models import Image, ImageLocation, ImageProperty, ImageUpload, Task, utcnow
 from services.registry.quotas import space_left
@@ -82,14 +82,19 @@ def begin_stage(
     image_id: str,
     upload_id: str,
     lease_seconds: int,
+    size: int | None = None,
 ) -> dict:
+    """Claim the image for staging; ``size`` is the declared size, when there is one."""
     image = get_visible(session, ctx, image_id)
     access.authorize(session, ctx, "modify_image", image)  # as Glance's stage
     if image.status != "queued":
         raise Conflict(
             f"Image {image_id} is {image.status}: data can only be staged to a queued image."
         )
+    unified_limits.enforce_stage(session, conf, ctx.project_id, size)
     change_status(session, image_id, "queued", "uploading")
+    # the image now counts as uploading; a refusal rolls the claim back (still queued)
+    unified_limits.enforce_uploading(session, conf, ctx.project_id)
     _lease(session, image_id, upload_id, STAGING_STORE, lease_seconds)
     return {
         "image_id": image_id,

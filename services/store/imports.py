@@ -91,7 +91,7 @@ class ImportWorker:
         """Claim the image for staging (queued → uploading); the one-time URL that takes
         the bytes."""
         upload_id = str(uuid.uuid4())
-        claim = self.registry.begin_stage(image_id, upload_id)
+        claim = self.registry.begin_stage(image_id, upload_id, size)
         if size is not None and size > claim["max_size"]:
             self.registry.abort_upload(image_id, upload_id)
             raise ImageTooLarge(

@@ -205,3 +205,34 @@ def test_image_count_uploading(keystone, cloud):
         sender.join(30)
     assert result["resp"].status_code == 204
     assert upload(keystone, cloud, "demo", second, b"\0" * 1024).status_code == 204
+
+
+def test_image_stage_total(keystone, cloud):
+    staged, second = (create(keystone, cloud, "demo").json()["id"] for _ in range(2))
+
+    def stage(image_id, data):
+        return call(
+            keystone, cloud, "demo", "PUT", f"/v2/images/{image_id}/stage",
+            data=data, headers={"Content-Type": "application/octet-stream"},
+        )  # fmt: skip
+
+    # 2 MiB declared against demo's 1 MiB of staging: refused, nothing staged
+    assert_over_limit(stage(staged, b"\0" * 2 * MIB), "image_stage_total")
+    assert status(keystone, cloud, staged) == "queued"
+    assert stage(staged, b"\4" * MIB).status_code == 204
+    # the staging area now holds demo's 1 MiB
+    assert_over_limit(stage(second, b"\5" * MIB), "image_stage_total")
+    usage = call(keystone, cloud, "demo", "GET", "/v2/info/usage").json()["usage"]
+    assert usage["image_stage_total"] == {"limit": 1, "usage": 1}
+    assert usage["image_count_uploading"] == {"limit": 1, "usage": 1}
+    imported = call(
+        keystone, cloud, "demo", "POST", f"/v2/images/{staged}/import",
+        json={"method": {"name": "glance-direct"}},
+    )  # fmt: skip
+    assert imported.status_code == 202, imported.text
+    deadline = time.monotonic() + 60
+    while status(keystone, cloud, staged) != "active" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status(keystone, cloud, staged) == "active"
+    # staged data imported: the staging area is free again
+    assert stage(second, b"\5" * MIB).status_code == 204

@@ -85,6 +85,19 @@ def test_keystone_authtoken_knows_the_middleware_and_plugin_options(tmp_path):
     assert len(warnings) == 3, warnings
 
 
+def test_oslo_limit_knows_its_auth_plugin_options(tmp_path):
+    conf = load(
+        tmp_path,
+        "[DEFAULT]\nuse_keystone_limits = true\n[oslo_limit]\n"
+        "auth_url = http://controller:5000\nauth_type = password\nuser_domain_id = default\n"
+        "username = glance\npassword = x\nsystem_scope = all\nendpoint_id = e1\n"
+        "usernmae = typo\n",
+    )
+    assert config_warnings(conf) == [
+        "[oslo_limit] usernmae is not an option Tessera reads; ignored"
+    ]
+
+
 def test_a_misplaced_option_gets_a_hint(tmp_path):
     conf = load(tmp_path, "[DEFAULT]\nfilesystem_store_datadir = /srv/images\n")
     (warning,) = config_warnings(conf)
