@@ -33,6 +33,7 @@ from functools import partial
 
 import amqp
 import eventlet
+import kombu.exceptions
 import kombu.serialization
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Queue
@@ -132,7 +133,9 @@ class ReplyChannel:
                         self._connect()
                     self.channel.basic_publish(message, exchange=exchange, routing_key=routing_key)
                     return
-                except (*self._errors(), OSError) as exc:
+                # kombu's OperationalError: the broker could not be reached at all (a
+                # restart); the reply is lost, never the service (it used to crash)
+                except (*self._errors(), OSError, kombu.exceptions.OperationalError) as exc:
                     self._drop()
                     if attempt == 2:
                         log.error("could not send an RPC reply (%s); its caller will time out", exc)
