@@ -25,6 +25,9 @@ STOP_TIMEOUT = 1.5
 #: How often nameko's consumer loop wakes up to notice a stop (kombu's default is 1 s,
 #: and a stop takes two wake-ups).
 CONSUMER_POLL = 0.2
+#: Seconds between attempts to reach a broker that went away (first, added each time,
+#: most), kombu's are 2, 2 and 30.
+RECONNECT_INTERVAL = (0.5, 0.5, 2.0)
 
 SERVICES = {
     "registry": "services.registry.service:RegistryService",
@@ -51,6 +54,7 @@ def run(name: str, argv: list[str]) -> None:
     log_config_warnings(conf)
     log.info("starting the %s service", name)
     quicken_consumer_stop()
+    quicken_reconnect()
     serve(name, service_cls, nameko_config(conf))
 
 
@@ -67,6 +71,33 @@ def quicken_consumer_stop(poll: float = CONSUMER_POLL) -> None:
         return ConsumerMixin.consume(self, *args, safety_interval=safety_interval, **kwargs)
 
     QueueConsumer.consume = consume
+
+
+def quicken_reconnect(interval: tuple[float, float, float] = RECONNECT_INTERVAL) -> None:
+    """nameko's QueueConsumer reconnects through kombu's ``ConsumerMixin``, whose
+    ``ensure_connection`` waits 2, 4, 6 ... seconds (up to 30) between attempts: a broker
+    back from a 5 s restart was found up to 12 s after it went away. Try again every
+    ``interval`` (start, step, max) seconds instead. Tripwire:
+    tests/unit/common/test_launch_adapters.py."""
+    from contextlib import contextmanager
+
+    from nameko.messaging import QueueConsumer
+
+    start, step, most = interval
+
+    @contextmanager
+    def establish_connection(self):
+        with self.create_connection() as conn:
+            conn.ensure_connection(
+                self.on_connection_error,
+                self.connect_max_retries,
+                interval_start=start,
+                interval_step=step,
+                interval_max=most,
+            )
+            yield conn
+
+    QueueConsumer.establish_connection = establish_connection
 
 
 def serve(name: str, service_cls, config: dict, stop_timeout: float = STOP_TIMEOUT) -> None:
