@@ -119,12 +119,13 @@ _UNSUPPORTED = [
     (
         "database",
         "oslo.db's engine options are not implemented (Tessera's database options: "
-        "connection, max_pool_size, max_overflow, connection_recycle_time)",
+        "connection, max_pool_size, max_overflow, connection_recycle_time, pool_timeout, "
+        "connection_parameters, socket_timeout)",
         _names(
             "asyncio_connection asyncio_slave_connection backend connection_debug "
-            "connection_parameters connection_trace db_inc_retry_interval db_max_retries "
+            "connection_trace db_inc_retry_interval db_max_retries "
             "db_max_retry_interval db_retry_interval max_retries mysql_sql_mode "
-            "mysql_wsrep_sync_wait pool_timeout retry_interval slave_connection "
+            "mysql_wsrep_sync_wait retry_interval slave_connection "
             "sqlite_synchronous synchronous_reader use_db_reconnect idle_timeout "
             "min_pool_size"
         ),
