@@ -289,12 +289,12 @@ database_opts = [
     ),
     cfg.IntOpt(
         "socket_timeout",
-        default=5,
+        default=3,
         min=0,
         help="Seconds PyMySQL waits to connect to, read from or write to MySQL/MariaDB "
         "(its connect_timeout, read_timeout and write_timeout; Tessera's own option): "
-        "a frozen database is a 503 after about this long, not a hang. 0: no read or "
-        "write timeout.",
+        "a frozen database is a 503 after at most about twice this long (a ping, then a "
+        "reconnect), not a hang; a query may not run longer. 0: no read or write timeout.",
     ),
 ]
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.private_services import PrivateMariaDB, PrivateRabbit
-from tests.stack import Stack, write_config
+from tests.stack import Stack
 
 MiB = 1 << 20
 PROJECT = "faults"
@@ -311,7 +311,6 @@ def cluster(tmp_path_factory):
                 "DEFAULT": {"rpc_timeout": RPC_TIMEOUT},
                 "store": {"sweep_interval": 2, "sweep_grace_seconds": 3},
             },
-            config_files=(write_config(workdir / "faults.conf", database={"socket_timeout": 3}),),
         ).start(timeout=90)
         stack.start_service("registry")
         stack.start_service("store")

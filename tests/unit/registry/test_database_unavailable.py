@@ -44,11 +44,11 @@ def closed_port():
 def test_timeouts_from_socket_timeout_and_connection_parameters():
     conf = load_config([])
     assert mysql_connect_args(conf) == dict.fromkeys(
-        ("connect_timeout", "read_timeout", "write_timeout"), 5
+        ("connect_timeout", "read_timeout", "write_timeout"), 3
     )
     conf.set_override("connection_parameters", "read_timeout=30&charset=utf8", group="database")
     args = mysql_connect_args(conf)
-    assert args["read_timeout"] == 30 and args["connect_timeout"] == 5
+    assert args["read_timeout"] == 30 and args["connect_timeout"] == 3
     assert args["charset"] == "utf8"
     conf.set_override("socket_timeout", 0, group="database")
     conf.set_override("connection_parameters", "", group="database")
