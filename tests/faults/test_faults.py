@@ -41,6 +41,8 @@ class Ledger:
     """What the load did and what the service acknowledged."""
 
     statuses: Counter = field(default_factory=Counter)
+    #: the messages of the 503s
+    unavailable: Counter = field(default_factory=Counter)
     connection_errors: Counter = field(default_factory=Counter)
     hangs: list = field(default_factory=list)
     server_errors: list = field(default_factory=list)
@@ -58,10 +60,11 @@ class Ledger:
             self.statuses[response.status_code] += 1
             if response.status_code >= 500 and response.status_code != 503:
                 self.server_errors.append((what, response.status_code, response.text[:300]))
-            if response.status_code == 503 and not response.headers.get(
-                "Content-Type", ""
-            ).startswith("application/json"):
-                self.server_errors.append((what, 503, "not in the JSON error shape"))
+            if response.status_code == 503:
+                try:
+                    self.unavailable[response.json()["error"]["message"][:60]] += 1
+                except (ValueError, KeyError, TypeError):
+                    self.server_errors.append((what, 503, "not in the JSON error shape"))
             if took > HANG and not bulk:
                 self.hangs.append((what, round(took, 1)))
 
@@ -455,6 +458,7 @@ def test_faults(cluster):
     assert len(restarts) <= 3, restarts
     assert all(proc.poll() is None for proc in stack.extra), "a replica died"
     assert not ledger.server_errors, ledger.server_errors
+    assert ledger.unavailable["The database is unavailable, retry"], ledger.unavailable
     assert not ledger.hangs, ledger.hangs
     assert freeze_answer[0] in (200, 503), freeze_answer
     stuck = {i: v["status"] for i, v in images.items() if v["status"] in ("saving", "importing")}
@@ -496,6 +500,7 @@ def report(ledger: Ledger, recovered: dict, freeze_answer, sampler: RssSampler, 
         "connection errors (gateway killed): "
         + (", ".join(f"{w}: {n}" for w, n in ledger.connection_errors.items()) or "none"),
         f"a list while MariaDB was frozen: {freeze_answer[0]} after {freeze_answer[1]} s",
+        "503 messages: " + "; ".join(f"{m!r}: {n}" for m, n in ledger.unavailable.most_common(5)),
         "recovery per fault:",
         *(f"  {fault}: {seconds} s" for fault, seconds in recovered.items()),
         "RSS per process (MB, peak / final; pid of each run):",
