@@ -25,9 +25,10 @@ import time
 import uuid
 
 from eventlet import tpool
+from kombu.exceptions import OperationalError
 from nameko.timer import Timer
 
-from services.common.errors import Conflict
+from services.common.errors import Conflict, ServiceUnavailable
 from services.store.scrubber import Lease
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ def run(registry, backends, conf) -> int:
     try:
         token = registry.claim_sweep()
     except Conflict:  # another replica made the first claim at the same moment
+        return 0
+    except (ServiceUnavailable, OperationalError, OSError) as exc:
+        log.warning("store sweep skipped: %s", exc)  # the next tick tries again
         return 0
     if token is None:
         return 0

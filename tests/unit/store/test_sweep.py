@@ -8,6 +8,7 @@ import time
 import uuid
 from types import SimpleNamespace
 
+from services.common.errors import ServiceUnavailable
 from services.store import sweep
 from services.store.backends.file import FileStore
 from services.store.dependencies import Backends
@@ -132,3 +133,14 @@ def test_delete_leftover(tmp_path):
     store.delete_leftover(image_id)
     store.delete_leftover(image_id)  # gone already: not an error
     assert not (tmp_path / image_id).exists()
+
+
+def test_registry_unavailable_skips_the_sweep(tmp_path):
+    class Away(Registry):
+        def claim_sweep(self):
+            raise ServiceUnavailable("The database is unavailable, retry")
+
+    orphan = old_file(tmp_path / ids(1)[0])
+    backends = Backends({"file": FileStore(tmp_path)}, "file")
+    assert sweep.run(Away({}), backends, conf()) == 0
+    assert orphan.exists()
