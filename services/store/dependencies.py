@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.config import filesystem_store_datadir, store_names
 from services.common.errors import BadRequest, NotFound, StoreUnavailable
+from services.common.url_filter import UrlFilter
 from services.store.backends.file import FileStore
 from services.store.backends.swift_config import BadSwiftConfig
 from services.store.dataport import DataHandler
@@ -33,7 +34,7 @@ def build_backends(conf, unusable: dict | None = None) -> dict:
         elif name == "http":
             from services.store.backends.http import HttpStore
 
-            backends["http"] = HttpStore()
+            backends["http"] = HttpStore(url_filter=UrlFilter.from_config(conf))
         elif name == "swift":
             from services.store.backends.swift_config import swift_store_from_config
 

@@ -1,10 +1,12 @@
 """The http store: read-only access to image data at an http(s) URL (a location added
-through the locations API). Follows redirects; ranges are asked of the server and
-emulated when it ignores them."""
+through the locations API). Follows redirects (at most five), each hop checked by the
+URL filter (services/common/url_filter.py) when the store has one, as the service's
+does; ranges are asked of the server and emulated when it ignores them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from urllib.parse import urljoin
 
 import requests
 
@@ -13,6 +15,7 @@ from services.store.backends.base import DataNotFound, StoredImage, StoreUnavail
 
 CHUNK = 1 << 20
 TIMEOUT = (10, 60)  # connect, read
+MAX_REDIRECTS = 5
 
 
 def _check(resp: requests.Response, location: str) -> None:
@@ -29,8 +32,11 @@ class HttpStore:
     writable = False
     local_files = False
 
-    def __init__(self, session: requests.Session | None = None):
+    def __init__(self, session: requests.Session | None = None, url_filter=None):
+        """``url_filter``: a services.common.url_filter.UrlFilter every URL (redirects
+        included) must pass before it is requested."""
         self.session = session or requests.Session()
+        self.url_filter = url_filter
 
     def add(
         self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
@@ -38,16 +44,26 @@ class HttpStore:
         raise Forbidden("The http store is read-only.")
 
     def _request(self, method: str, location: str, **kwargs) -> requests.Response:
-        try:
-            resp = self.session.request(
-                method, location, timeout=TIMEOUT, allow_redirects=True, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise StoreUnavailable(
-                f"The image data at {location} could not be reached: {exc.__class__.__name__}."
-            ) from None
-        _check(resp, location)
-        return resp
+        url = location
+        for _hop in range(MAX_REDIRECTS + 1):
+            if self.url_filter is not None:
+                self.url_filter.resolve(url)  # UrlRefused (400) for a refused hop
+            try:
+                resp = self.session.request(
+                    method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise StoreUnavailable(
+                    f"The image data at {location} could not be reached: {exc.__class__.__name__}."
+                ) from None
+            if not resp.is_redirect:
+                _check(resp, location)
+                return resp
+            url = urljoin(url, resp.headers["Location"])
+            resp.close()
+        raise StoreUnavailable(
+            f"The image data at {location}: more than {MAX_REDIRECTS} redirects."
+        )
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         headers = {}

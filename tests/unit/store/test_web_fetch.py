@@ -5,12 +5,18 @@ the URL on a pinned connection, and a body read past a lying Content-Length."""
 from __future__ import annotations
 
 import http.server
-import threading
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from services.common.errors import StoreUnavailable
 from services.common.url_filter import UrlFilter, UrlRefused
+from services.store.backends.http import HttpStore
 from services.store.web_fetch import MAX_REDIRECTS, SourceError, open_source
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -45,14 +51,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
 
 
+def serve() -> None:
+    """The server, in a process of its own (whatever eventlet did to this one's sockets
+    and threads), announcing its port on standard output."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(httpd.server_address[1], flush=True)
+    httpd.serve_forever()
+
+
 @pytest.fixture(scope="module")
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from tests.unit.store.test_web_fetch import serve; serve()"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = int(proc.stdout.readline())
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def read_all(source) -> bytes:
@@ -94,3 +114,16 @@ def test_an_error_status_is_a_source_error(server):
     url, port = server
     with pytest.raises(SourceError, match="404"):
         open_source(f"{url}/nothing", allowing(port))
+
+
+def test_the_http_store_filters_every_hop(server):
+    """Reads of a location (services/store/backends/http.py) go through the same filter."""
+    url, port = server
+    store = HttpStore(url_filter=allowing(port))
+    assert b"".join(store.get(f"{url}/hop/2")) == f"127.0.0.1:{port}".encode()
+    with pytest.raises(UrlRefused, match="169.254.169.254"):
+        store.get(f"{url}/away")
+    with pytest.raises(StoreUnavailable, match="redirects"):
+        store.get(f"{url}/hop/{MAX_REDIRECTS}")
+    with pytest.raises(UrlRefused, match="loopback"):
+        HttpStore(url_filter=UrlFilter(allowed_ports=[port])).get(f"{url}/host")
