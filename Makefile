@@ -5,6 +5,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 CONFIG ?=
+# make test: test modules spread over this many processes (pytest-xdist, one module per
+# process at a time, so module fixtures stay shared); the tests mostly wait on the stacks
+# they start, so 3 suits 2 cores. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
 
 .PHONY: run run-cluster test lint format bench bench-compare constraints clean system-deps sample-config
 
@@ -45,7 +49,7 @@ run-cluster: $(VENV)/.runtime
 
 test: $(VENV)/.test system-deps
 	$(PY) -m ruff check services tests bench
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check services tests bench

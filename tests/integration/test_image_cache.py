@@ -398,8 +398,9 @@ def test_prefetcher_and_the_glance_cli(nodes, api_a):
         return result.stdout
 
     glance("cache-queue", image_id)
-    wait_for(lambda: image_id in glance("cache-list"), what="the prefetcher")
-    assert image_id in cached_ids(api_a)
+    assert image_id in glance("cache-list")  # queued (the CLI lists queued images too)
+    wait_for(lambda: image_id in cached_ids(api_a), what="the prefetcher")
+    assert image_id in glance("cache-list")
     assert (stack.workdir / "cache-a" / image_id).read_bytes() == data
     glance("cache-delete", image_id)
     assert image_id not in cached_ids(api_a)
