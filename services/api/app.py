@@ -6,7 +6,19 @@ import logging
 
 from flask import Flask, g, request
 
-from services.api import cache, image_data, images, imports, members, metadefs, tasks, v1, versions
+from services.api import (
+    cache,
+    image_data,
+    images,
+    imports,
+    locations,
+    members,
+    metadefs,
+    stores,
+    tasks,
+    v1,
+    versions,
+)
 from services.api.auth import context_from_request
 from services.api.errors import register_error_handlers
 from services.api.gateway import check_url
@@ -63,7 +75,9 @@ def create_app(conf, rpc_client: RpcClient | None = None) -> Flask:
     app.register_blueprint(image_data.bp)
     app.register_blueprint(members.bp)
     app.register_blueprint(imports.bp)
+    app.register_blueprint(locations.bp)
     app.register_blueprint(tasks.bp)
+    app.register_blueprint(stores.bp)
     if conf.enable_v1_api:
         app.register_blueprint(v1.bp)
     app.register_blueprint(cache.bp)

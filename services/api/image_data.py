@@ -26,9 +26,11 @@ from services.api.body_stream import (
 from services.api.cache import node_cache
 from services.api.errors import RangeNotSatisfiable, RequestTimeout, UnsupportedMediaType
 from services.api.gateway import call, conf
+from services.api.stores import requested_store
 from services.cache.fill import Fill
 from services.common.errors import (
     BadRequest,
+    DataNotFound,
     Forbidden,
     ImageTooLarge,
     ServiceUnavailable,
@@ -171,7 +173,10 @@ def store_image_data(
             f"The incoming image is too large: {size} bytes exceeds the image_size_cap "
             f"of {cap} bytes."
         )
-    session = call("store", open_method, image_id, size)
+    # X-Image-Meta-Store (400 for an unknown store); a stage's store is the import's
+    store = requested_store() if open_method == "open_upload" else None
+    args = (store,) if store is not None else ()
+    session = call("store", open_method, image_id, size, *args)
     conn, path = _connect(session["url"])
     try:
         conn.putrequest("PUT", path, skip_accept_encoding=True)
@@ -336,14 +341,24 @@ def _after_hit(fd: int, image: dict, length: int, sent: list):
 def _from_store(image_id, image, offset, length, status, headers, fill) -> Response:
     """Relay the bytes from a store replica, filling the node's cache on the way when
     ``fill`` is given."""
-    session = call(
-        "store",
-        "open_download",
-        image["locations"][0]["url"],
-        offset,
-        length if status == 206 else None,
-        {"image_id": image_id, "owner_id": image["owner"]},  # for image.send
-    )
+    locations = image["locations"]
+    for number, location in enumerate(locations, 1):
+        try:
+            session = call(
+                "store",
+                "open_download",
+                location["url"],
+                offset,
+                length if status == 206 else None,
+                {"image_id": image_id, "owner_id": image["owner"]},  # for image.send
+                location["metadata"].get("store"),
+                len(locations) > 1,  # checked there: a missing copy falls back to the next
+            )
+            break
+        except DataNotFound:
+            if number == len(locations):
+                raise
+            log.warning("image %s: no data at %s, trying another copy", image_id, location["url"])
     conn, path = _connect(session["url"])
     try:
         conn.request("GET", path, headers={"X-Openstack-Request-Id": g.request_id})

@@ -12,6 +12,7 @@ from services.api.imports import import_methods
 from services.api.list_params import parse_list_query
 from services.api.patch import parse_changes
 from services.api.views import image_href, image_view
+from services.common.config import enabled_backends
 from services.common.contracts import ImageChange, NewImage
 from services.common.errors import BadRequest, Forbidden
 from services.common.image_attributes import check_writable
@@ -43,6 +44,8 @@ def create_image():
     methods = import_methods(conf())
     if methods:
         response.headers["OpenStack-image-import-methods"] = ",".join(methods)
+    if stores := enabled_backends(conf()):
+        response.headers["OpenStack-image-store-ids"] = ",".join(stores)
     return response
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 
 from services.api.gateway import call, conf, json_body
 from services.api.image_data import relay_upload
+from services.api.stores import import_stores, multi_store
 from services.common.errors import BadRequest, NotFound
 from services.common.url_filter import UrlFilter
 
@@ -75,7 +76,7 @@ def _import_request(body) -> dict:
     for key, default in (("all_stores_must_succeed", True), ("all_stores", False)):
         if not isinstance(body.get(key, default), bool):
             raise BadRequest(f"'{key}' must be boolean value only")
-    if not body.get("all_stores_must_succeed", True):
+    if not body.get("all_stores_must_succeed", True) and not multi_store():
         raise BadRequest("All_stores_must_succeed can only be set with enabled_backends")
     request = {"method": {"name": method["name"]}}
     if method["name"] == "web-download":
@@ -89,8 +90,12 @@ def _import_request(body) -> dict:
 
 @bp.post("/v2/images/<image_id>/import")
 def import_image(image_id):
-    request = _import_request(json_body())
-    call("registry", "begin_import", image_id, request, conf().glance_store.default_store)
+    body = json_body()
+    request = _import_request(body)
+    targets = import_stores(body)  # multiple stores: 400 for an unknown one
+    if len(targets) > 1:
+        raise BadRequest("Tessera imports into one store at a time; name one store.")
+    call("registry", "begin_import", image_id, request, targets[0])
     return "", 202
 
 

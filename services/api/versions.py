@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from services.api import schemas
 from services.api.cache import node_cache
+from services.common.config import enabled_backends
 
 bp = Blueprint("versions", __name__)
 
@@ -16,6 +17,18 @@ BASE_VERSIONS = [(f"2.{n}", "SUPPORTED") for n in (9, 7, 6, 5, 4, 3, 2, 1, 0)]
 VERSIONS = [("2.17", "CURRENT"), ("2.15", "SUPPORTED"), *BASE_VERSIONS]
 CACHE_VERSIONS = [("2.18", "CURRENT")] + [(f"2.{n}", "SUPPORTED") for n in (17, 16, 15, 14)]
 VERSIONS_WITH_CACHE = CACHE_VERSIONS + BASE_VERSIONS
+# With [DEFAULT] enabled_backends Glance lists 2.8-2.13 (multiple stores) in place of 2.9.
+MULTI_STORE_VERSIONS = [(f"2.{n}", "SUPPORTED") for n in (13, 12, 11, 10, 9, 8)]
+
+
+def _listed_versions(cached: bool, multi_store: bool) -> list[tuple[str, str]]:
+    listed = VERSIONS_WITH_CACHE if cached else VERSIONS
+    if not multi_store:
+        return listed
+    at = listed.index(("2.9", "SUPPORTED"))
+    return listed[:at] + MULTI_STORE_VERSIONS + listed[at + 1 :]
+
+
 # The legacy v1 API's, listed when [DEFAULT] enable_v1_api is on (services/api/v1.py).
 V1_VERSIONS = ("1.1", "1.0")
 
@@ -28,7 +41,10 @@ def _versions_body() -> dict:
     body = {
         "versions": [
             {"id": f"v{v}", "status": status, "links": [{"rel": "self", "href": f"{root}/v2/"}]}
-            for v, status in (VERSIONS_WITH_CACHE if node_cache() is not None else VERSIONS)
+            for v, status in _listed_versions(
+                node_cache() is not None,
+                bool(enabled_backends(current_app.extensions["tessera.conf"])),
+            )
         ]
     }
     if current_app.extensions["tessera.conf"].enable_v1_api:  # after v2's, as Glance Queens

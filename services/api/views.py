@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.common.config import enabled_backends
 from services.common.image_attributes import ATTRIBUTES, HIDDEN_PROPERTIES
 
 # The attributes every image body carries (null when unset), in Glance's order.
@@ -21,6 +22,10 @@ def image_view(record: dict, conf) -> dict:
         view["locations"] = locations
     if conf.show_image_direct_url and locations:
         view["direct_url"] = locations[0]["url"]
+    if enabled_backends(conf):  # multiple stores: the store ids of its copies, as Glance
+        stores = [loc["metadata"].get("store") for loc in locations]
+        if any(stores):
+            view["stores"] = ",".join(s for s in stores if s)
     view["self"] = image_href(record["id"])
     view["file"] = image_href(record["id"], "file")
     view["schema"] = "/v2/schemas/image"

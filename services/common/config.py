@@ -404,6 +404,33 @@ glance_store_opts = [
     cfg.StrOpt(
         "filesystem_store_datadir", help="Directory of the file store (default: data_dir/images)."
     ),
+    cfg.StrOpt(
+        "default_backend",
+        help="With [DEFAULT] enabled_backends: the id of the store that receives uploads "
+        "and imports that name none.",
+    ),
+]
+
+#: Multiple stores, as Glance: ``enabled_backends = fast:file, cheap:swift``.
+multi_store_opts = [
+    cfg.DictOpt(
+        "enabled_backends",
+        help="Multiple stores: store id:type pairs (types file, http, swift), each store's "
+        "options in a section named by its id; [glance_store] default_backend names the "
+        "default. Unset: the single store of [glance_store] stores/default_store.",
+    ),
+]
+
+#: Options of every store section named by an id of enabled_backends (as glance_store).
+backend_common_opts = [
+    cfg.StrOpt("store_description", help="What this store is, shown by /v2/info/stores."),
+    cfg.IntOpt("weight", default=0, help="The store's weight (shown by /v2/info/stores/detail)."),
+]
+backend_file_opts = [
+    cfg.StrOpt(
+        "filesystem_store_datadir",
+        help="Directory of this file store (default: data_dir/images/<store id>).",
+    ),
 ]
 
 image_cache_opts = [
@@ -501,6 +528,45 @@ import_opts = [
     ),
 ]
 
+#: Glance's [image_import_opts], [inject_metadata_properties], [image_conversion] and
+#: [DEFAULT] do_secure_hash (services/registry/import_plugins.py,
+#: services/store/conversion.py, the 2.17 location API).
+image_import_plugin_opts = [
+    cfg.ListOpt(
+        "image_import_plugins",
+        default=[],
+        help="Import plugins run on every import: inject_image_metadata, image_conversion "
+        "(others are ignored with a warning).",
+    ),
+]
+inject_metadata_opts = [
+    cfg.ListOpt(
+        "ignore_user_roles",
+        default=["admin"],
+        help="Users with any of these roles get no injected properties.",
+    ),
+    cfg.DictOpt(
+        "inject", default={}, help="Properties (key:value,...) injected into imported images."
+    ),
+]
+image_conversion_opts = [
+    cfg.StrOpt(
+        "output_format",
+        default="raw",
+        choices=["raw", "qcow2", "vmdk"],
+        help="disk_format image_conversion converts imported images to (with qemu-img).",
+    ),
+]
+secure_hash_opts = [
+    cfg.BoolOpt(
+        "do_secure_hash",
+        default=True,
+        help="A location added through POST /v2/images/{id}/locations is read once in the "
+        "background to compute its size and hashes (and check validation_data); off: the "
+        "image is active at once with the validation_data given.",
+    ),
+]
+
 staging_store_opts = [
     cfg.StrOpt(
         "filesystem_store_datadir",
@@ -576,9 +642,14 @@ def build_config() -> cfg.ConfigOpts:
     conf.register_opts(paste_deploy_opts, group="paste_deploy")
     conf.register_opts(glance_store_opts, group="glance_store")
     conf.register_opts(swift_opts, group="glance_store")
+    conf.register_opts(multi_store_opts)
     conf.register_opts(store_opts, group="store")
     conf.register_opts(import_opts)
     conf.register_opts(staging_store_opts, group="os_glance_staging_store")
+    conf.register_opts(image_import_plugin_opts, group="image_import_opts")
+    conf.register_opts(inject_metadata_opts, group="inject_metadata_properties")
+    conf.register_opts(image_conversion_opts, group="image_conversion")
+    conf.register_opts(secure_hash_opts)
     conf.register_opts(import_filtering_opts, group="import_filtering_opts")
     conf.register_opts(task_opts, group="task")
     conf.register_opts(broker.rabbit_opts, group=broker.GROUP)
@@ -653,6 +724,7 @@ def load_config(argv: list[str] | None = None, prog: str = "tessera") -> cfg.Con
         default_config_files=[],
         default_config_dirs=[],
     )
+    register_backend_opts(conf)
     return conf
 
 
@@ -664,6 +736,38 @@ def store_names(conf: cfg.ConfigOpts) -> list[str]:
         if name and name not in names:
             names.append(name)
     return names
+
+
+def enabled_backends(conf: cfg.ConfigOpts) -> dict[str, str]:
+    """``[DEFAULT] enabled_backends`` as {store id: type} (empty: a single store)."""
+    return {k.strip(): v.strip() for k, v in (conf.enabled_backends or {}).items()}
+
+
+def register_backend_opts(conf: cfg.ConfigOpts) -> None:
+    """Each store of enabled_backends gets its options in a group named by its id, as
+    glance_store registers them (read after the files are parsed, as oslo.config allows)."""
+    for store_id, kind in enabled_backends(conf).items():
+        if store_id in conf:
+            continue
+        conf.register_opts(backend_common_opts, group=store_id)
+        if kind == "file":
+            conf.register_opts(backend_file_opts, group=store_id)
+        elif kind == "swift":
+            conf.register_opts(swift_opts, group=store_id)
+
+
+def default_backend(conf: cfg.ConfigOpts) -> str:
+    """The store receiving uploads: ``default_backend`` with multiple stores, else
+    ``default_store``."""
+    if enabled_backends(conf):
+        return conf.glance_store.default_backend or ""
+    return conf.glance_store.default_store
+
+
+def store_datadir(conf: cfg.ConfigOpts, store_id: str) -> Path:
+    """The directory of file store ``store_id`` of enabled_backends."""
+    datadir = conf[store_id].filesystem_store_datadir
+    return Path(datadir or data_dir(conf) / "images" / store_id)
 
 
 def data_dir(conf: cfg.ConfigOpts) -> Path:

@@ -162,6 +162,7 @@ def config_warnings(conf: cfg.ConfigOpts) -> list[str]:
             hint = f" (Tessera reads {name} in [{'], ['.join(elsewhere)}])" if elsewhere else ""
             warnings.append(f"[{section}] {name} is not an option Tessera reads; ignored{hint}")
     warnings += store_warnings(conf)
+    warnings += plugin_warnings(conf)
     return warnings
 
 
@@ -179,13 +180,34 @@ def _file_auth_type(conf: cfg.ConfigOpts) -> str | None:
 
 def store_warnings(conf: cfg.ConfigOpts) -> list[str]:
     """Stores of ``[glance_store] stores`` Tessera does not have."""
-    from services.common.config import SUPPORTED_STORES, store_names
+    from services.common.config import SUPPORTED_STORES, enabled_backends, store_names
 
-    return [
+    warnings = [
         f"[glance_store] stores: the {name} store is not supported by Tessera; ignored "
         f"(Tessera's stores: {', '.join(SUPPORTED_STORES)})"
         for name in store_names(conf)
         if name not in SUPPORTED_STORES
+    ]
+    warnings += [
+        f"[DEFAULT] enabled_backends: store {store_id} is of type {kind}, which Tessera "
+        f"does not support; ignored (Tessera's stores: {', '.join(SUPPORTED_STORES)})"
+        for store_id, kind in enabled_backends(conf).items()
+        if kind not in SUPPORTED_STORES
+    ]
+    return warnings
+
+
+#: The import plugins Tessera runs (of Glance's image_import_plugins).
+IMPORT_PLUGINS = ("inject_image_metadata", "image_conversion")
+
+
+def plugin_warnings(conf: cfg.ConfigOpts) -> list[str]:
+    """Import plugins of ``[image_import_opts] image_import_plugins`` Tessera does not have."""
+    return [
+        f"[image_import_opts] image_import_plugins: {name} is not an import plugin Tessera "
+        f"runs; ignored (Tessera's: {', '.join(IMPORT_PLUGINS)})"
+        for name in conf.image_import_opts.image_import_plugins
+        if name not in IMPORT_PLUGINS
     ]
 
 

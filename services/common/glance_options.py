@@ -14,7 +14,6 @@ UNSUPPORTED_SECTIONS = {
     "profiler": "OSProfiler tracing is not implemented",
     "task": "tasks (image import and conversion) are not implemented",
     "taskflow_executor": "tasks (image import and conversion) are not implemented",
-    "image_import_opts": "interoperable image import is not implemented",
     "import_filtering_opts": "interoperable image import is not implemented",
     "wsgi": "tasks (image import and conversion) are not implemented",
     "oslo_messaging_kafka": "notifications and RPC use RabbitMQ only",
@@ -25,7 +24,6 @@ UNSUPPORTED_SECTIONS = {
     "key_manager": "image signature verification is not implemented",
     "barbican": "image signature verification is not implemented",
     "store_type_location_strategy": "location_strategy is not implemented",
-    "glance_store_multistore": "multiple stores (enabled_backends) are not implemented",
     "matchmaker_redis": "RPC uses RabbitMQ only",
 }
 
@@ -36,11 +34,6 @@ def _names(text: str) -> list[str]:
 
 #: (section, reason, option names)
 _UNSUPPORTED = [
-    (
-        "DEFAULT",
-        "multiple stores are not implemented; list the stores in [glance_store] stores",
-        _names("enabled_backends"),
-    ),
     (
         "DEFAULT",
         "interoperable image import and tasks are not implemented",
@@ -88,7 +81,7 @@ _UNSUPPORTED = [
         "DEFAULT",
         "not implemented by Tessera",
         _names(
-            "digest_algorithm do_secure_hash http_retries location_strategy lock_path "
+            "digest_algorithm http_retries location_strategy lock_path "
             "metadata_encryption_key owner_is_tenant admin_role allow_anonymous_access "
             "image_cache_sqlite_db use_keystone_quotas pydev_worker_debug_host "
             "pydev_worker_debug_port fatal_deprecations daemon restore wakeup_time "

@@ -9,8 +9,8 @@ import json
 
 from services.common.context import RequestContext
 from services.common.contracts import ImageChange
-from services.common.errors import BadRequest, Conflict, Forbidden
-from services.registry.access import image_target
+from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
+from services.registry.access import authorize, image_target
 from services.registry.models import Image, ImageLocation, utcnow
 from services.registry.quotas import check_quota
 
@@ -83,3 +83,30 @@ def change_locations(
         "os_hash_algo": validation.get("os_hash_algo"),
         "os_hash_value": validation.get("os_hash_value"),
     }
+
+
+def delete_from_store(session, ctx: RequestContext, image_id: str, store_id: str) -> str:
+    """``DELETE /v2/stores/{store}/{image}`` (Glance's ``delete_from_store``): remove the
+    image's location in store ``store_id``; the URL removed (its data is the store
+    service's to delete). 409 unless active, 403 for its only location, 404 when the
+    image has none in that store."""
+    from services.registry.images import get_visible  # images.py imports this module
+
+    image = get_visible(session, ctx, image_id)
+    authorize(session, ctx, "get_image_location", image)
+    authorize(session, ctx, "delete_image_location", image)
+    if image.status != "active":
+        raise Conflict(
+            "It's not allowed to remove image data from store if image status is not 'active'"
+        )
+    active = [loc for loc in image.locations if loc.status == "active"]
+    if len(active) == 1:
+        raise Forbidden(
+            "Cannot delete image data from the only store containing it. "
+            "Consider deleting the image instead."
+        )
+    for loc in active:
+        if json.loads(loc.meta_data or "{}").get("store") == store_id:
+            loc.status = "deleted"
+            return loc.value
+    raise NotFound(f"Image {image_id} is not stored in store {store_id}.")

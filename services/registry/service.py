@@ -19,6 +19,7 @@ from services.common.rpc import Context, Settings, rpc
 from services.registry import (
     images,
     listing,
+    locations,
     members,
     quotas,
     scrubbing,
@@ -28,6 +29,7 @@ from services.registry import (
 )
 from services.registry.dependencies import Database
 from services.registry.import_rpc import ImportRpc
+from services.registry.location_rpc import LocationRpc
 from services.registry.members import member_record
 from services.registry.metadefs.entrypoints import MetadefEntrypoints
 from services.registry.protections import PropertyProtections
@@ -41,7 +43,7 @@ PAYLOADS = {
 }
 
 
-class RegistryService(MetadefEntrypoints, ImportRpc):
+class RegistryService(MetadefEntrypoints, ImportRpc, LocationRpc):
     name = "registry"
 
     db = Database()
@@ -120,6 +122,17 @@ class RegistryService(MetadefEntrypoints, ImportRpc):
                 "location.removed", {"image_id": image_id, "locations": removed_locations}
             )
         return self.protections.shown(record, self.context)
+
+    @rpc
+    def delete_from_store(self, image_id: str, store_id: str) -> None:
+        """Remove the image's copy in store ``store_id`` (its location here, its data
+        by the store service on ``location.removed``)."""
+        with self.db.begin() as session:
+            url = locations.delete_from_store(session, self.context, image_id, store_id)
+            record = self._snapshot(session, image_id, "image.update")
+        self.dispatch("image.updated", {"image_id": image_id})
+        self._notify(record, "image.update")
+        self.dispatch("location.removed", {"image_id": image_id, "locations": [url]})
 
     @rpc
     def add_tag(self, image_id: str, tag: str) -> None:

@@ -11,7 +11,13 @@ from urllib.parse import urlparse
 
 from nameko.extensions import DependencyProvider
 
-from services.common.config import filesystem_store_datadir, store_names
+from services.common.config import (
+    default_backend,
+    enabled_backends,
+    filesystem_store_datadir,
+    store_datadir,
+    store_names,
+)
 from services.common.errors import BadRequest, NotFound, StoreUnavailable
 from services.common.url_filter import UrlFilter
 from services.store.backends.file import FileStore
@@ -24,26 +30,32 @@ SESSION_TTL = 120  # seconds a one-time URL stays valid unused
 
 
 def build_backends(conf, unusable: dict | None = None) -> dict:
-    """The enabled backends by name, from ``[glance_store] stores``. A store whose
-    configuration is incomplete is left out with an error logged (and its reason put in
-    ``unusable``), as glance_store disables it: the service still starts."""
+    """The enabled backends by store id: those of ``[DEFAULT] enabled_backends`` (each
+    configured by the section named by its id), else those of ``[glance_store] stores``
+    (id = type). A store whose configuration is incomplete is left out with an error
+    logged (and its reason put in ``unusable``), as glance_store disables it: the service
+    still starts."""
+    multi = enabled_backends(conf)
+    stores = multi.items() if multi else ((name, name) for name in store_names(conf))
     backends = {}
-    for name in store_names(conf):  # unsupported names: warned about at start-up
-        if name == "file":
-            backends["file"] = FileStore(filesystem_store_datadir(conf))
-        elif name == "http":
+    for store_id, kind in stores:  # unsupported types: warned about at start-up
+        if kind == "file":
+            datadir = store_datadir(conf, store_id) if multi else filesystem_store_datadir(conf)
+            backends[store_id] = FileStore(datadir)
+        elif kind == "http":
             from services.store.backends.http import HttpStore
 
-            backends["http"] = HttpStore(url_filter=UrlFilter.from_config(conf))
-        elif name == "swift":
+            backends[store_id] = HttpStore(url_filter=UrlFilter.from_config(conf))
+        elif kind == "swift":
             from services.store.backends.swift_config import swift_store_from_config
 
             try:
-                backends["swift"] = swift_store_from_config(conf)
+                group = conf[store_id] if multi else conf.glance_store
+                backends[store_id] = swift_store_from_config(conf, group)
             except BadSwiftConfig as exc:
-                log.error("the swift store cannot be used: %s", exc)
+                log.error("the swift store %s cannot be used: %s", store_id, exc)
                 if unusable is not None:
-                    unusable["swift"] = str(exc)
+                    unusable[store_id] = str(exc)
     return backends
 
 
@@ -68,11 +80,33 @@ class Backends:
             )
         return self.by_name[self.default_name]
 
-    def for_location(self, location: str):
+    def file_stores(self) -> list:
+        """The enabled file stores (several with multiple stores)."""
+        return [b for b in self.by_name.values() if isinstance(b, FileStore)]
+
+    def named(self, store_id: str):
+        """The backend of store ``store_id``; BadRequest when no such store is enabled."""
+        if store_id in self.unusable:
+            reason = self.unusable[store_id]
+            raise StoreUnavailable(f"The store {store_id} cannot be used: {reason}")
+        try:
+            return self.by_name[store_id]
+        except KeyError:
+            raise BadRequest(f"Unknown store {store_id!r}.") from None
+
+    def for_location(self, location: str, store_id: str | None = None):
+        """The backend reading ``location``: the store the location's metadata names
+        when enabled, else the first whose schemes match (a file store: the one whose
+        directory holds the file)."""
+        if store_id in self.by_name:
+            return self.by_name[store_id]
         scheme = urlparse(location).scheme
-        for backend in self.by_name.values():
-            if scheme in backend.schemes:
+        matching = [b for b in self.by_name.values() if scheme in b.schemes]
+        for backend in matching:
+            if getattr(backend, "holds", lambda _loc: True)(location):
                 return backend
+        if matching:
+            return matching[0]
         raise BadRequest(f"No enabled store reads locations like {location.split(':')[0]}:")
 
 
@@ -81,7 +115,7 @@ class StoreBackends(DependencyProvider):
         conf = self.container.config["TESSERA_CONF"]
         unusable: dict = {}
         backends = build_backends(conf, unusable)
-        self.backends = Backends(backends, conf.glance_store.default_store, unusable)
+        self.backends = Backends(backends, default_backend(conf), unusable)
 
     def get_dependency(self, worker_ctx) -> Backends:
         return self.backends

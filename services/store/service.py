@@ -111,12 +111,14 @@ class StoreService(ImportWorker):
     # --- uploads
 
     @rpc
-    def open_upload(self, image_id: str, size: int | None) -> dict:
-        """Claim the image for an upload (queued → saving) and answer the one-time URL
-        on this replica's data port that takes the bytes."""
+    def open_upload(self, image_id: str, size: int | None, store: str | None = None) -> dict:
+        """Claim the image for an upload (queued → saving) into ``store`` (a store id of
+        enabled_backends; None: the default) and answer the one-time URL on this
+        replica's data port that takes the bytes."""
         upload_id = str(uuid.uuid4())
-        self.backends.default  # noqa: B018 - StoreUnavailable before the image is claimed
-        claim = self.registry.begin_upload(image_id, upload_id, self.backends.default_name, size)
+        store = store or self.backends.default_name
+        self.backends.named(store)  # StoreUnavailable/BadRequest before the image is claimed
+        claim = self.registry.begin_upload(image_id, upload_id, store, size)
         if size is not None and size > claim["max_size"]:
             # the declared size is over what the project may still store: refused before
             # the gateway sends a byte (the image is queued again)
@@ -125,7 +127,7 @@ class StoreService(ImportWorker):
                 f"Image of {size} bytes exceeds the {claim['max_size']} bytes this project "
                 f"may still store (image_size_cap and user_storage_quota)."
             )
-        self.sessions.add("upload", {**claim, "size": size}, token=upload_id)
+        self.sessions.add("upload", {**claim, "size": size, "store": store}, token=upload_id)
         return {"url": f"{self.data_port}/uploads/{upload_id}"}
 
     @data_http("PUT", "/uploads/<upload_id>")
@@ -133,7 +135,7 @@ class StoreService(ImportWorker):
         started = time.monotonic()
         claim = self.sessions.take("upload", upload_id)
         image_id = claim["image_id"]
-        backend = self.backends.default
+        backend = self.backends.named(claim["store"])
         # the lease is held until the registry has recorded the upload
         with self.leases.holding(image_id, upload_id, self.registry):
             try:
@@ -159,7 +161,7 @@ class StoreService(ImportWorker):
             result = {
                 **pipeline.result(),
                 "location": stored.location,
-                "metadata": {**stored.metadata, "store": self.backends.default_name},
+                "metadata": {**stored.metadata, "store": claim["store"]},
             }
             try:
                 self.registry.finish_upload(image_id, upload_id, result)
@@ -188,10 +190,16 @@ class StoreService(ImportWorker):
         offset: int = 0,
         length: int | None = None,
         image: dict | None = None,
+        store: str | None = None,
+        verify: bool = False,
     ) -> dict:
         """``image``: ``{"image_id", "owner_id"}`` of the image downloaded, for Glance's
-        ``image.send`` notification once the bytes are sent."""
-        self.backends.for_location(location)  # fails now if no backend reads it
+        ``image.send`` notification once the bytes are sent. ``store``: the store id of
+        the location's metadata. ``verify``: check now that the data is there
+        (DataNotFound otherwise), for a caller that can fall back to another copy."""
+        backend = self.backends.for_location(location, store)  # fails now if none reads it
+        if verify:
+            backend.size(location)
         send = None
         if image is not None and self.notifier.enabled("image.send"):
             send = {
@@ -205,6 +213,7 @@ class StoreService(ImportWorker):
             "download",
             {
                 "location": location,
+                "store": store,
                 "offset": offset,
                 "length": length,
                 "send": send,
@@ -217,7 +226,7 @@ class StoreService(ImportWorker):
     def send_download(self, request, token):
         session = self.sessions.take("download", token)
         location, offset = session["location"], session["offset"]
-        backend = self.backends.for_location(location)
+        backend = self.backends.for_location(location, session.get("store"))
         length = session["length"]
         if length is None:
             length = backend.size(location) - offset
@@ -245,10 +254,10 @@ class StoreService(ImportWorker):
     @event_handler("registry", "image.deleted", handler_type=SERVICE_POOL)
     def delete_data(self, payload: dict) -> None:
         self._delete_locations(payload)
-        file_store = self.backends.by_name.get("file")
-        if payload.get("status") == "deleted" and file_store is not None:
-            # data an upload wrote whose completion was never recorded (not a location)
-            file_store.delete_leftover(payload["image_id"])
+        if payload.get("status") == "deleted":
+            for file_store in self.backends.file_stores():
+                # data an upload wrote whose completion was never recorded (not a location)
+                file_store.delete_leftover(payload["image_id"])
 
     @event_handler("registry", "location.removed", handler_type=SERVICE_POOL)
     def delete_removed_location(self, payload: dict) -> None:

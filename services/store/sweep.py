@@ -109,8 +109,8 @@ def sweep_files(registry, backend, grace_seconds: int) -> int:
 
 def run(registry, backends, conf) -> int:
     """One sweep, when it is due and this replica claims it; returns the files removed."""
-    backend = backends.by_name.get("file")
-    if not conf.store.sweep_interval or backend is None:
+    file_stores = backends.file_stores()
+    if not conf.store.sweep_interval or not file_stores:
         return 0
     try:
         token = registry.claim_sweep()
@@ -123,7 +123,10 @@ def run(registry, backends, conf) -> int:
         return 0
     lease = Lease(registry.renew_sweep, token, conf.store.sweep_lease_seconds, "store sweep")
     try:
-        removed = sweep_files(registry, backend, conf.store.sweep_grace_seconds)
+        removed = sum(
+            sweep_files(registry, backend, conf.store.sweep_grace_seconds)
+            for backend in file_stores
+        )
     finally:
         token = lease.stop()
     registry.finish_sweep(token)

@@ -74,6 +74,14 @@ class FileStore:
             raise DataNotFound(f"{location} is not a location of this file store.")
         return path
 
+    def holds(self, location: str) -> bool:
+        """Whether ``location`` names a file of this store's directory."""
+        try:
+            self._path(location)
+        except DataNotFound:
+            return False
+        return True
+
     def add(
         self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
     ) -> StoredImage:

@@ -51,11 +51,12 @@ def load_swift_reference(path: str, name: str, default_auth_version: str = "3") 
     return ref
 
 
-def swift_store_from_config(conf: cfg.ConfigOpts):
-    """The SwiftStore ``conf.glance_store`` describes (``swift_opts`` registered there)."""
+def swift_store_from_config(conf: cfg.ConfigOpts, group=None):
+    """The SwiftStore ``group`` describes (default ``conf.glance_store``; with multiple
+    stores, the section named by the store's id), ``swift_opts`` registered there."""
     from services.store.backends.swift import SwiftStore
 
-    g = conf.glance_store
+    g = group if group is not None else conf.glance_store
     if g.swift_store_config_file:
         credentials = load_swift_reference(
             g.swift_store_config_file, g.default_swift_reference, g.swift_store_auth_version

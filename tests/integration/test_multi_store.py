@@ -1,0 +1,218 @@
+"""Multiple stores (``[DEFAULT] enabled_backends``) on a real stack, SQLite and MariaDB:
+two file stores in one config, the glance CLI's stores-info and stores-delete, uploads
+to the store X-Image-Meta-Store names, the ``stores`` attribute, deleting one store's
+copy, downloads falling back to another copy, the version list; and a single-store
+stack without any of it (/v2/info/stores 404)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Api
+from tests.stack import MysqlDatabase, Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mysql"])
+def multi(request, tmp_path_factory):
+    database = MysqlDatabase() if request.param == "mysql" else None
+    workdir = tmp_path_factory.mktemp(f"multi-{request.param}")
+    stack = Stack(
+        workdir,
+        database_url=database.url if database else None,
+        sections={
+            "DEFAULT": {"enabled_backends": "fast:file, cheap:file"},
+            "glance_store": {"default_backend": "fast"},
+            "fast": {"filesystem_store_datadir": workdir / "fast", "store_description": "SSD"},
+            "cheap": {"filesystem_store_datadir": workdir / "cheap"},
+        },
+    )
+    try:
+        stack.start()
+        stack.dirs = {"fast": workdir / "fast", "cheap": workdir / "cheap"}
+        yield stack
+    finally:
+        stack.cleanup()
+        if database:
+            database.delete()
+
+
+@pytest.fixture
+def api(multi):
+    return Api(multi.url, project=f"ms-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def admin(multi):
+    return Api(multi.url, project="admin-project", roles="admin,member,reader")
+
+
+def glance(stack, *args: str) -> str:
+    """The glance CLI as an admin (development auth: no identity headers)."""
+    result = subprocess.run(
+        [str(ROOT / ".venv/bin/glance"), "--os-image-url", stack.url, "--os-auth-token", "x"]
+        + list(args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def upload(api, store: str | None = None) -> tuple[str, bytes]:
+    image_id = api.create(name="ms", disk_format="raw", container_format="bare")["id"]
+    data = os.urandom(256 * 1024)
+    headers = {**OCTETS, **({"X-Image-Meta-Store": store} if store else {})}
+    resp = api.put(f"/v2/images/{image_id}/file", data=data, headers=headers)
+    assert resp.status_code == 204, resp.text
+    return image_id, data
+
+
+def copy_to(stack, image_id: str, src: str, dst: str) -> None:
+    """A second copy, as copy-image would make it: the file, and its location added by
+    PATCH as an admin would (the store's metadata naming the store)."""
+    shutil.copy(stack.dirs[src] / image_id, stack.dirs[dst] / image_id)
+
+
+def test_stores_info_and_detail(multi, api, admin):
+    stores = api.get("/v2/info/stores").json()["stores"]
+    assert stores == [
+        {"id": "cheap"},
+        {"id": "fast", "description": "SSD", "default": "true"},
+    ]
+    assert api.get("/v2/info/stores/detail").status_code == 403
+    detail = {s["id"]: s for s in admin.get("/v2/info/stores/detail").json()["stores"]}
+    assert detail["cheap"]["type"] == "file"
+    assert detail["cheap"]["properties"]["data_dir"] == str(multi.dirs["cheap"])
+    out = glance(multi, "stores-info")
+    assert "cheap" in out and "fast" in out
+
+
+def test_create_names_the_stores_and_versions_list_multi_store(multi, api):
+    resp = api.post("/v2/images", json={"name": "h"})
+    assert resp.headers["OpenStack-image-store-ids"].split(",") == ["fast", "cheap"]
+    ids = [v["id"] for v in api.get("/versions").json()["versions"]]
+    assert "v2.8" in ids and "v2.13" in ids
+
+
+def test_upload_to_the_store_named_and_the_default(multi, api):
+    cheap_id, data = upload(api, "cheap")
+    assert (multi.dirs["cheap"] / cheap_id).read_bytes() == data
+    assert not (multi.dirs["fast"] / cheap_id).exists()
+    assert api.get(f"/v2/images/{cheap_id}").json()["stores"] == "cheap"
+    fast_id, _ = upload(api)
+    assert api.get(f"/v2/images/{fast_id}").json()["stores"] == "fast"
+    assert api.get(f"/v2/images/{cheap_id}/file").content == data
+
+
+def test_unknown_store_is_400_and_the_image_stays_queued(multi, api):
+    image_id = api.create(name="ms", disk_format="raw", container_format="bare")["id"]
+    resp = api.put(
+        f"/v2/images/{image_id}/file", data=b"x", headers={**OCTETS, "X-Image-Meta-Store": "no"}
+    )
+    assert resp.status_code == 400
+    assert "Unknown scheme 'no' found in URI" in resp.text
+    assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
+
+
+def two_copies(multi, admin) -> tuple[str, bytes]:
+    """An active image with a copy in fast and in cheap (the second location added as
+    the registry records a store's copy)."""
+    image_id, data = upload(admin, "fast")
+    copy_to(multi, image_id, "fast", "cheap")
+    url = (multi.dirs["cheap"] / image_id).resolve().as_uri()
+    _add_location(multi, image_id, url, "cheap")
+    return image_id, data
+
+
+def _add_location(stack, image_id: str, url: str, store: str) -> None:
+    """Record a location directly in the database (what copy-image will do)."""
+    from sqlalchemy import create_engine, text
+
+    from services.common.config import database_url, load_config
+
+    engine = create_engine(database_url(load_config(stack.config_args)))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO image_locations (image_id, value, meta_data, status, "
+                "created_at) VALUES (:i, :v, :m, 'active', CURRENT_TIMESTAMP)"
+            ),
+            {"i": image_id, "v": url, "m": json.dumps({"store": store})},
+        )
+    engine.dispose()
+
+
+def test_delete_one_stores_copy_and_fall_back(multi, admin, api):
+    image_id, data = two_copies(multi, admin)
+    assert admin.get(f"/v2/images/{image_id}").json()["stores"] == "fast,cheap"
+    # the first copy missing: the download falls back to the other one
+    (multi.dirs["fast"] / image_id).rename(multi.dirs["fast"] / f"{image_id}.away")
+    got = admin.get(f"/v2/images/{image_id}/file")
+    assert got.status_code == 200
+    assert hashlib.md5(got.content).digest() == hashlib.md5(data).digest()
+    (multi.dirs["fast"] / f"{image_id}.away").rename(multi.dirs["fast"] / image_id)
+
+    assert api.delete(f"/v2/stores/cheap/{image_id}").status_code == 404  # not visible
+    assert admin.delete(f"/v2/stores/nowhere/{image_id}").status_code == 409
+    assert admin.delete(f"/v2/stores/cheap/{uuid.uuid4()}").status_code == 404
+    glance(multi, "stores-delete", image_id, "--store", "cheap")
+    assert admin.get(f"/v2/images/{image_id}").json()["stores"] == "fast"
+    for _ in range(100):  # the store service deletes the data on location.removed
+        if not (multi.dirs["cheap"] / image_id).exists():
+            break
+        __import__("time").sleep(0.1)
+    assert not (multi.dirs["cheap"] / image_id).exists()
+    assert (multi.dirs["fast"] / image_id).exists()
+    # its last copy: 403, and not in that store any more: 404
+    assert admin.delete(f"/v2/stores/fast/{image_id}").status_code == 403
+    assert admin.delete(f"/v2/stores/cheap/{image_id}").status_code == 403
+    assert admin.get(f"/v2/images/{image_id}/file").content == data
+
+
+def test_delete_from_store_of_a_queued_image_is_409(multi, admin):
+    image_id = admin.create(name="q")["id"]
+    assert admin.delete(f"/v2/stores/fast/{image_id}").status_code == 409
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("single-store"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.cleanup()
+
+
+def test_single_store_unchanged(single):
+    api = Api(single.url, project="single")
+    assert api.get("/v2/info/stores").status_code == 404
+    assert api.get("/v2/info/stores/detail").status_code == 404
+    resp = api.post(
+        "/v2/images", json={"name": "s", "disk_format": "raw", "container_format": "bare"}
+    )
+    assert "OpenStack-image-store-ids" not in resp.headers
+    image_id = resp.json()["id"]
+    # X-Image-Meta-Store is ignored with one store, as Glance
+    put = api.put(
+        f"/v2/images/{image_id}/file", data=b"abc", headers={**OCTETS, "X-Image-Meta-Store": "x"}
+    )
+    assert put.status_code == 204
+    image = api.get(f"/v2/images/{image_id}").json()
+    assert "stores" not in image and image["status"] == "active"
+    assert api.get(f"/v2/images/{image_id}/file").content == b"abc"
+    assert api.delete(f"/v2/stores/file/{image_id}").status_code == 404
+    ids = [v["id"] for v in api.get("/versions").json()["versions"]]
+    assert "v2.9" in ids and "v2.8" not in ids and "v2.13" not in ids
