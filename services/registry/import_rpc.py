@@ -9,7 +9,7 @@ from services.common.errors import BadRequest
 from services.common.image_schema import image_validator
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
-from services.registry import images, imports, tasks, unified_limits
+from services.registry import images, import_plugins, imports, tasks, unified_limits
 from services.registry.models import Task
 from services.registry.views import orm_record
 
@@ -69,6 +69,8 @@ class ImportRpc:
         with self.db.begin() as session:
             # as Glance: an import may not start while the project is over image_size_total
             unified_limits.enforce_upload(session, self.conf, self.context.project_id, None)
+            image = images.get_visible(session, self.context, image_id)
+            import_plugins.inject_image_metadata(self.conf, self.context, image)
             task = imports.begin_import(
                 session, self.context, image_id, request, store, self._lease_seconds()
             )

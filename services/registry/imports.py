@@ -224,6 +224,8 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
     method = (task_input.get("import_req") or {}).get("method") or {}
     if task.type == "import":  # the legacy Tasks API: a web download
         method = {"name": "web-download", "uri": task_input.get("import_from")}
+    if task.type == "location_import":  # the 2.17 location API (location_import.py)
+        method = {"name": "location_import", "uri": task_input.get("loc_url")}
     return {
         "task_id": task_id,
         "image_id": image.id,
@@ -233,6 +235,7 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
         "disk_format": image.disk_format,
         "container_format": image.container_format,
         "max_size": space_left(session, image.owner, conf),
+        "validation_data": task_input.get("validation_data") or {},
     }
 
 
@@ -250,7 +253,7 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
     _claimed(session, image_id, task_id)
     if result.get("location") is None:
         raise BadRequest("An import must end with a location.")
-    tasks.set_progress(session, task_id, result["size"])
+    tasks.set_progress(session, task_id, result["size"] or 0)
     session.refresh(task)
     change_status(
         session,
@@ -262,6 +265,8 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
         os_hash_algo=result["os_hash_algo"],
         os_hash_value=result["os_hash_value"],
         virtual_size=result.get("virtual_size"),
+        # image_conversion stored another format (services/store/conversion.py)
+        **({"disk_format": result["disk_format"]} if result.get("disk_format") else {}),
     )
     session.add(
         ImageLocation(

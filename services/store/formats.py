@@ -87,6 +87,7 @@ class FormatInspector:
     ):
         self.disk_format = disk_format
         self.policy = policy
+        self.found: str | None = None  # the format the content has, once finished
         self.inspected = disk_format is not None and container_format == "bare"
         if self.inspected:
             self._head: bytearray | None = bytearray()
@@ -131,7 +132,7 @@ class FormatInspector:
         virtual_size, inspector = 0, None
         try:
             inspector = self._content_format()
-            found = str(inspector)
+            found = self.found = str(inspector)
             if found == self.disk_format:
                 virtual_size = inspector.virtual_size
             elif found == "raw" and self.disk_format not in INSPECTABLE_FORMATS:

@@ -31,9 +31,11 @@ from services.common.errors import Conflict, Gone, ImageTooLarge, NotFound, Tess
 from services.common.logs import set_request_id
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
+from services.store import conversion
 from services.store.backends.file import FileStore
 from services.store.dataport import body_readinto, data_http
 from services.store.formats import FormatPolicy
+from services.store.location_import import run_location_import
 from services.store.pipeline import UploadPipeline
 from services.store.web_fetch import open_source
 
@@ -164,6 +166,8 @@ class ImportWorker:
 
     def _open(self, claim: dict):
         """(size, readinto, close) of the import's source."""
+        if conversion.enabled(self.conf) and claim["disk_format"] != self._output_format():
+            return self._open_converted(claim)
         if claim["method"] == "glance-direct":
             path = self.staging.datadir / claim["image_id"]
             try:
@@ -174,11 +178,42 @@ class ImportWorker:
         source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
         return source.size, source.readinto, source.close
 
+    def _output_format(self) -> str:
+        return self.conf.image_conversion.output_format
+
+    def _open_converted(self, claim: dict):
+        """image_conversion: the staged data (a web download is staged first), checked
+        and converted (services/store/conversion.py); the claim's disk_format becomes
+        the output format."""
+        path = self.staging.datadir / claim["image_id"]
+        if claim["method"] != "glance-direct":
+            source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
+            try:
+                pipeline = self._pipeline(source.readinto, source.size, claim)
+                chunks = pipeline.chunks()
+                self.staging.add(claim["image_id"], chunks, source.size, claim["task_id"])
+            finally:
+                source.close()
+        elif not path.exists():
+            raise NotFound(f"No data is staged for image {claim['image_id']}.")
+        converted = conversion.convert(
+            path, claim["disk_format"], self._output_format(), FormatPolicy.from_config(self.conf)
+        )
+        claim["disk_format"] = self._output_format()
+        handle = open(converted, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        return converted.stat().st_size, handle.readinto, handle.close
+
     def _run_import(self, claim: dict) -> None:
         task_id, image_id = claim["task_id"], claim["image_id"]
         backend = self.backends.by_name.get(claim["store"]) or self.backends.default
         progress: list = []
         lease = eventlet.spawn(self._keep_import_lease, task_id, progress)
+        if claim["method"] == "location_import":  # the 2.17 location API
+            try:
+                run_location_import(self, claim, progress)
+            finally:
+                lease.kill()
+            return
         close = None
         try:
             size, readinto, close = self._open(claim)
@@ -200,6 +235,7 @@ class ImportWorker:
             **pipeline.result(),
             "location": stored.location,
             "metadata": {**stored.metadata, "store": claim["store"]},
+            "disk_format": claim["disk_format"],  # image_conversion may have changed it
         }
         try:
             self.registry.finish_import(task_id, result)
