@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def test_delete_one_stores_copy_and_fall_back(multi, admin, api):
     for _ in range(100):  # the store service deletes the data on location.removed
         if not (multi.dirs["cheap"] / image_id).exists():
             break
-        __import__("time").sleep(0.1)
+        time.sleep(0.1)
     assert not (multi.dirs["cheap"] / image_id).exists()
     assert (multi.dirs["fast"] / image_id).exists()
     # its last copy: 403, and not in that store any more: 404
@@ -216,3 +217,24 @@ def test_single_store_unchanged(single):
     assert api.delete(f"/v2/stores/file/{image_id}").status_code == 404
     ids = [v["id"] for v in api.get("/versions").json()["versions"]]
     assert "v2.9" in ids and "v2.8" not in ids and "v2.13" not in ids
+
+
+def test_glance_direct_import_into_the_store_named(multi, api):
+    image_id = api.create(name="imp", disk_format="raw", container_format="bare")["id"]
+    data = os.urandom(64 * 1024)
+    assert api.put(f"/v2/images/{image_id}/stage", data=data, headers=OCTETS).status_code == 204
+    path = f"/v2/images/{image_id}/import"
+    method = {"name": "glance-direct"}
+    assert api.post(path, json={"method": method, "stores": ["nope"]}).status_code == 400
+    both = api.post(
+        path, json={"method": method, "stores": ["fast"]}, headers={"X-Image-Meta-Store": "cheap"}
+    )
+    assert both.status_code == 400
+    assert api.post(path, json={"method": method, "stores": ["cheap"]}).status_code == 202
+    for _ in range(100):
+        image = api.get(f"/v2/images/{image_id}").json()
+        if image["status"] == "active":
+            break
+        time.sleep(0.1)
+    assert image["status"] == "active" and image["stores"] == "cheap"
+    assert (multi.dirs["cheap"] / image_id).read_bytes() == data
