@@ -151,7 +151,28 @@ def trusted_paste_ini(stock: str, etc: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-def api_conf(etc: Path, data: Path, logs: Path, cache: bool = False) -> str:
+def api_conf(
+    etc: Path, data: Path, logs: Path, cache: bool = False, web_download_port: int | None = None
+) -> str:
+    """With ``web_download_port``: web-download allowed from 127.0.0.1 on that port only
+    (Glance refuses loopback unless allowed_hosts lists it); enabled_import_methods keeps
+    its default (glance-direct, web-download, copy-image). These list options have
+    ``bounds=True``: their values must be written in brackets (unbracketed, the request
+    that reads them is a 500)."""
+    importing = ""
+    if web_download_port is not None:
+        importing = f"""
+[import_filtering_opts]
+allowed_schemes = [http]
+allowed_hosts = [127.0.0.1]
+allowed_ports = [{web_download_port}]
+
+[os_glance_staging_store]
+filesystem_store_datadir = {data / "staging"}
+
+[os_glance_tasks_store]
+filesystem_store_datadir = {data / "tasks"}
+"""
     return f"""\
 # glance-api.conf for the Tessera benchmark: SQLite, file store, no Keystone; the image
 # cache only with cache=True (flavor trusted+caching, the sqlite driver).
@@ -176,7 +197,7 @@ config_file = {etc / "glance-api-paste.ini"}
 
 [oslo_concurrency]
 lock_path = {data / "locks"}
-"""
+{importing}"""
 
 
 def uwsgi_ini(venv: Path, etc: Path, port: int, processes: int, threads: int) -> str:
@@ -223,9 +244,11 @@ def start(
     threads: int = 1,
     timeout: float = 120,
     cache: bool = False,
+    web_download_port: int | None = None,
 ) -> tuple[str, int]:
     """Install if needed, write the config under ``workdir``, sync the database, start the
     uWSGI master and wait until ``/v2/images`` answers 200 to the trusted headers.
+    ``web_download_port``: allow web-download from http://127.0.0.1:<that port>.
     Returns (base URL, uWSGI master pid)."""
     if _running:
         raise RuntimeError("glance-anchor is already running; stop() it first")
@@ -238,6 +261,7 @@ def start(
         data / "images",
         data / "image-cache",
         data / "staging",
+        data / "tasks",
         data / "locks",
     ):
         path.mkdir(parents=True, exist_ok=True)
@@ -247,7 +271,7 @@ def start(
 
     paste = trusted_paste_ini(stock_paste_ini(venv).read_text(), etc)
     (etc / "glance-api-paste.ini").write_text(paste)
-    (etc / "glance-api.conf").write_text(api_conf(etc, data, logs, cache))
+    (etc / "glance-api.conf").write_text(api_conf(etc, data, logs, cache, web_download_port))
     (etc / "glance-uwsgi.ini").write_text(uwsgi_ini(venv, etc, port, processes, threads))
 
     env = {
