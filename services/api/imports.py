@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify
 from services.api.gateway import call, conf, json_body
 from services.api.image_data import relay_upload
 from services.api.stores import import_stores, multi_store
+from services.common.config import enabled_backends
 from services.common.errors import BadRequest, NotFound
 from services.common.url_filter import UrlFilter
 
@@ -27,18 +28,24 @@ IMPLEMENTED_IMPORT_METHODS = ("glance-direct", "web-download")
 
 
 def import_methods(settings) -> list[str]:
-    """The configured methods that Tessera runs, in the configured order."""
-    return [m for m in settings.enabled_import_methods if m in IMPLEMENTED_IMPORT_METHODS]
+    """The configured methods that Tessera runs, in the configured order (copy-image
+    with multiple stores only)."""
+    implemented = IMPLEMENTED_IMPORT_METHODS + (
+        ("copy-image",) if enabled_backends(settings) else ()
+    )
+    return [m for m in settings.enabled_import_methods if m in implemented]
 
 
 @bp.record_once
 def _warn_unimplemented(state) -> None:
     settings = state.app.extensions["tessera.conf"]
+    offered = import_methods(settings)
     for method in settings.enabled_import_methods:
-        if method not in IMPLEMENTED_IMPORT_METHODS:
+        if method not in offered:
             log.warning(
                 "[DEFAULT] enabled_import_methods lists %s, which Tessera does not "
-                "implement: it is not offered (it runs %s)",
+                "implement: it is not offered (it runs %s; copy-image with "
+                "enabled_backends)",
                 method,
                 ", ".join(IMPLEMENTED_IMPORT_METHODS),
             )
@@ -93,6 +100,14 @@ def import_image(image_id):
     body = json_body()
     request = _import_request(body)
     targets = import_stores(body)  # multiple stores: 400 for an unknown one
+    if request["method"]["name"] == "copy-image" and body.get("all_stores"):
+        present = {
+            loc["metadata"].get("store")
+            for loc in call("registry", "get_image", image_id)["locations"]
+        }
+        targets = [t for t in targets if t not in present]
+        if not targets:  # as Glance: nothing to copy
+            return "", 202
     if len(targets) > 1:
         raise BadRequest("Tessera imports into one store at a time; name one store.")
     call("registry", "begin_import", image_id, request, targets[0])

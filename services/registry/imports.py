@@ -135,6 +135,23 @@ def _check_importable(image: Image, method: str) -> None:
         raise Conflict("'disk_format' needs to be set before import")
 
 
+def _check_copyable(session: Session, ctx: RequestContext, image: Image, store: str) -> None:
+    """copy-image (multiple stores): policy copy_image, an active image, not already in
+    ``store`` (Glance's checks and words)."""
+    access.authorize(session, ctx, "copy_image", image)
+    if image.status != "active":
+        raise Conflict("Only images with status active can be targeted for copying")
+    for loc in image.locations:
+        if loc.status == "active" and json.loads(loc.meta_data or "{}").get("store") == store:
+            raise BadRequest(f"Image is already present at store '{store}'")
+
+
+def _copy_source(image: Image) -> dict:
+    """Where copy-image reads: the image's first active location."""
+    loc = next(loc for loc in image.locations if loc.status == "active")
+    return {"url": loc.value, "store": json.loads(loc.meta_data or "{}").get("store")}
+
+
 def _check_lock(session: Session, image: Image) -> None:
     """A lock held by a task still at work (and not stale) refuses the import (409); a
     stale one, or one whose task is gone, is broken, as Glance breaks it."""
@@ -166,8 +183,11 @@ def begin_import(
     """Check, take the lock, create the task and move the image to ``importing``."""
     image = get_visible(session, ctx, image_id)
     method = request["method"]["name"]
-    _check_importable(image, method)
-    access.authorize(session, ctx, "modify_image", image)
+    if method == "copy-image":
+        _check_copyable(session, ctx, image, store)
+    else:
+        _check_importable(image, method)
+        access.authorize(session, ctx, "modify_image", image)
     _check_lock(session, image)
     task = tasks.new_task(
         session,
@@ -181,7 +201,8 @@ def begin_import(
     _set_property(image, FAILED, None)
     image.updated_at = utcnow()
     session.flush()  # a concurrent lock taken meanwhile fails here (unique key): 409
-    change_status(session, image_id, image.status, "importing")
+    if method != "copy-image":  # a copy leaves the image active
+        change_status(session, image_id, image.status, "importing")
     _lease(session, image_id, task.id, store, lease_seconds)
     return task
 
@@ -211,6 +232,24 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
         return None
     tasks.change_status(session, task_id, "pending", "processing")
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
+    task_input = json.loads(task.input or "{}")
+    method = (task_input.get("import_req") or {}).get("method") or {}
+    if method.get("name") == "copy-image":  # the image stays active with its size
+        image = session.get(Image, task.image_id)
+        return {
+            "task_id": task_id,
+            "image_id": image.id,
+            "method": "copy-image",
+            "uri": None,
+            "source": _copy_source(image),
+            "size": image.size,
+            "store": upload.store,
+            "disk_format": image.disk_format,
+            "container_format": image.container_format,
+            "max_size": image.size,
+            "checksum": image.checksum,
+            "validation_data": {},
+        }
     # the staged size leaves the quota's count while the import runs (the image counts
     # with its stored size once active; a failed import leaves it queued without one)
     session.execute(
@@ -220,8 +259,6 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
         .execution_options(synchronize_session=False)
     )
     image = session.get(Image, task.image_id)
-    task_input = json.loads(task.input or "{}")
-    method = (task_input.get("import_req") or {}).get("method") or {}
     if task.type == "import":  # the legacy Tasks API: a web download
         method = {"name": "web-download", "uri": task_input.get("import_from")}
     if task.type == "location_import":  # the 2.17 location API (location_import.py)
@@ -255,19 +292,8 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
         raise BadRequest("An import must end with a location.")
     tasks.set_progress(session, task_id, result["size"] or 0)
     session.refresh(task)
-    change_status(
-        session,
-        image_id,
-        "importing",
-        "active",
-        size=result["size"],
-        checksum=result["checksum"],
-        os_hash_algo=result["os_hash_algo"],
-        os_hash_value=result["os_hash_value"],
-        virtual_size=result.get("virtual_size"),
-        # image_conversion stored another format (services/store/conversion.py)
-        **({"disk_format": result["disk_format"]} if result.get("disk_format") else {}),
-    )
+    if session.get(Image, image_id).status != "active":  # copy-image leaves it active
+        _activate(session, image_id, result)
     session.add(
         ImageLocation(
             image_id=image_id,
@@ -283,6 +309,22 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
     _release(image, task_id)
     tasks.end(session, task, conf.task.task_time_to_live, result={"image_id": image_id})
     return image_id
+
+
+def _activate(session: Session, image_id: str, result: dict) -> None:
+    change_status(
+        session,
+        image_id,
+        "importing",
+        "active",
+        size=result["size"],
+        checksum=result["checksum"],
+        os_hash_algo=result["os_hash_algo"],
+        os_hash_value=result["os_hash_value"],
+        virtual_size=result.get("virtual_size"),
+        # image_conversion stored another format (services/store/conversion.py)
+        **({"disk_format": result["disk_format"]} if result.get("disk_format") else {}),
+    )
 
 
 def _release(image: Image, task_id: str, failed_store: str | None = None) -> None:
@@ -325,6 +367,9 @@ def give_back(session: Session, conf, image: Image, upload_id: str, reason: str 
         stores = json.loads(task.input or "{}").get("backend") or [None]
         change_status(session, image.id, "importing", "queued", size=None, virtual_size=None)
         session.refresh(image)
+        _release(image, upload_id, failed_store=stores[0] or "")
+    elif image.status == "active" and task.status in ("pending", "processing"):
+        stores = json.loads(task.input or "{}").get("backend") or [None]  # copy-image
         _release(image, upload_id, failed_store=stores[0] or "")
     if task.status in ("pending", "processing"):
         tasks.end(

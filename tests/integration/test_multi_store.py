@@ -238,3 +238,38 @@ def test_glance_direct_import_into_the_store_named(multi, api):
         time.sleep(0.1)
     assert image["status"] == "active" and image["stores"] == "cheap"
     assert (multi.dirs["cheap"] / image_id).read_bytes() == data
+
+
+def settle_copy(api, image_id: str) -> dict:
+    for _ in range(150):
+        image = api.get(f"/v2/images/{image_id}").json()
+        if (
+            "os_glance_importing_to_stores" not in image
+            or not image["os_glance_importing_to_stores"]
+        ):
+            return image
+        time.sleep(0.1)
+    raise AssertionError(f"copy of {image_id} still running: {image}")
+
+
+def test_copy_image(multi, api, admin):
+    assert "copy-image" in api.get("/v2/info/import").json()["import-methods"]["value"]
+    image_id, data = upload(admin, "fast")
+    path = f"/v2/images/{image_id}/import"
+    copy = {"method": {"name": "copy-image"}, "stores": ["cheap"]}
+    assert api.post(path, json=copy).status_code in (403, 404)  # admin only (copy_image)
+    present = {"method": {"name": "copy-image"}, "stores": ["fast"]}
+    assert admin.post(path, json=present).status_code == 400  # already there
+    glance(multi, "image-import", image_id, "--import-method", "copy-image", "--stores", "cheap")
+    image = settle_copy(admin, image_id)
+    assert image["status"] == "active"
+    assert image["stores"] == "fast,cheap"
+    assert not image.get("os_glance_failed_import")
+    assert (multi.dirs["cheap"] / image_id).read_bytes() == data
+    tasks = admin.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+    assert tasks[0]["status"] == "success"
+    # everywhere already: all_stores has nothing to do
+    all_stores = {"method": {"name": "copy-image"}, "all_stores": True}
+    assert admin.post(path, json=all_stores).status_code == 202
+    queued = admin.create(name="q")["id"]
+    assert admin.post(f"/v2/images/{queued}/import", json=copy).status_code == 409
