@@ -70,7 +70,8 @@ class ImportRpc:
             # as Glance: an import may not start while the project is over image_size_total
             unified_limits.enforce_upload(session, self.conf, self.context.project_id, None)
             image = images.get_visible(session, self.context, image_id)
-            import_plugins.inject_image_metadata(self.conf, self.context, image)
+            if request["method"]["name"] != "copy-image":  # as Glance: no plugins on a copy
+                import_plugins.inject_image_metadata(self.conf, self.context, image)
             task = imports.begin_import(
                 session, self.context, image_id, request, store, self._lease_seconds()
             )
