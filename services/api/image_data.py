@@ -35,6 +35,7 @@ from services.common.errors import (
     ImageTooLarge,
     ServiceUnavailable,
     SizeMismatch,
+    StoreUnavailable,
     from_remote,
 )
 from services.common.notification_rules import sends
@@ -355,10 +356,10 @@ def _from_store(image_id, image, offset, length, status, headers, fill) -> Respo
                 len(locations) > 1,  # checked there: a missing copy falls back to the next
             )
             break
-        except DataNotFound:
+        except (DataNotFound, StoreUnavailable):
             if number == len(locations):
                 raise
-            log.warning("image %s: no data at %s, trying another copy", image_id, location["url"])
+            log.warning("image %s: %s unreadable, trying another copy", image_id, location["url"])
     conn, path = _connect(session["url"])
     try:
         conn.request("GET", path, headers={"X-Openstack-Request-Id": g.request_id})
