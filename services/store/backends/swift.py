@@ -284,6 +284,14 @@ class SwiftStore:
                 return path[-2], path[-1]
         raise DataNotFound(f"{location} is not a location of the Swift store.")
 
+    def holds(self, location: str) -> bool:
+        """Whether ``location`` names an object of this store's container (several
+        Swift stores of enabled_backends are told apart by it)."""
+        try:
+            return self._parse(location)[0] == self.container
+        except DataNotFound:
+            return False
+
     # -- add
     def add(
         self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str

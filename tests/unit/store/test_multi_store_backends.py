@@ -21,16 +21,18 @@ def conf_of(tmp_path, text: str):
 def test_each_store_id_gets_its_own_backend_and_section(tmp_path):
     conf = conf_of(
         tmp_path,
-        "enabled_backends = fast:file, cheap:file, far:swift, web:http\n"
+        "enabled_backends = fast:file, cheap:file, far:swift, near:swift, web:http\n"
         "[glance_store]\ndefault_backend = fast\n"
         f"[fast]\nfilesystem_store_datadir = {tmp_path / 'f'}\n"
         "[cheap]\n"  # no datadir: data_dir/images/cheap
         "[far]\nswift_store_auth_address = http://keystone.invalid/v3\n"
-        "swift_store_user = svc:glance\nswift_store_key = k\nswift_store_container = far\n",
+        "swift_store_user = svc:glance\nswift_store_key = k\nswift_store_container = far\n"
+        "[near]\nswift_store_auth_address = http://keystone.invalid/v3\n"
+        "swift_store_user = svc:glance\nswift_store_key = k\nswift_store_container = near\n",
     )
     unusable: dict = {}
     backends = Backends(build_backends(conf, unusable), "fast", unusable)
-    assert sorted(backends.by_name) == ["cheap", "far", "fast", "web"]
+    assert sorted(backends.by_name) == ["cheap", "far", "fast", "near", "web"]
     assert backends.named("fast").datadir == (tmp_path / "f").resolve()
     assert backends.named("cheap").datadir == (tmp_path / "data" / "images" / "cheap").resolve()
     assert backends.named("far").container == "far"
@@ -43,6 +45,9 @@ def test_each_store_id_gets_its_own_backend_and_section(tmp_path):
     stored = cheap.add("img", [b"data"], 4, "u1")
     assert backends.for_location(stored.location) is cheap
     assert backends.for_location(stored.location, "cheap") is cheap
+    # a Swift location by the store whose container holds it
+    near = backends.named("near")
+    assert backends.for_location(near._location("img")) is near
 
 
 def test_a_swift_store_without_credentials_is_unusable_not_fatal(tmp_path):
