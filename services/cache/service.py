@@ -161,7 +161,10 @@ class CacheService:
             return
         try:
             with eventlet.Timeout(RPC_TIMEOUT):
-                session = self.store.open_download(image["locations"][0]["url"], 0, None, None)
+                first = image["locations"][0]  # its store id: the backend reading it
+                session = self.store.open_download(
+                    first["url"], 0, None, None, first["metadata"].get("store")
+                )
             self._download(session["url"], fill, image["size"])
         except BaseException:
             fill.abort()
