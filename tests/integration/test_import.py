@@ -6,17 +6,15 @@ cases: filtered hops, lying sizes, unsafe content, a store replica killed mid-im
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -26,7 +24,7 @@ from tests.integration.test_image_data import MiB, wait_for
 from tests.integration.test_images_api import error_of
 from tests.integration.test_notifications import Listener
 from tests.integration.test_store_replicas import store_consumers, store_pids
-from tests.stack import MysqlDatabase, Stack, free_port
+from tests.stack import MysqlDatabase, Stack
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 # format_task_notification's keys (glance/notifier.py)
@@ -34,62 +32,39 @@ TASK_KEYS = {"id", "type", "status", "result", "owner", "message", "expires_at"}
 TASK_KEYS |= {"created_at", "updated_at", "deleted", "deleted_at"}
 
 
-class Source(http.server.BaseHTTPRequestHandler):
-    """The web-download sources: ``/data/<name>`` (``files``), ``/redirect?to=<url>``,
-    ``/long/<name>`` and ``/short/<name>`` (a Content-Length that lies), ``/slow/<name>``
-    (the first MiB, then the rest once ``release`` is set)."""
+class Release:
+    """Lets ``/slow/`` sources finish (tests/web_source.py waits for a file)."""
 
-    protocol_version = "HTTP/1.1"
-    files: dict[str, bytes] = {}
-    release = threading.Event()
+    path: Path | None = None
 
-    def log_message(self, *args):
-        pass
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
 
-    def do_GET(self):  # noqa: N802 - http.server's name
-        parts = urlsplit(self.path)
-        kind, _, name = parts.path.strip("/").partition("/")
-        if kind == "redirect":
-            self.send_response(302)
-            self.send_header("Location", parse_qs(parts.query)["to"][0])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        data = self.files.get(name)
-        if data is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        try:
-            if kind == "long":
-                self.wfile.write(data + os.urandom(4096))
-            elif kind == "short":
-                self.wfile.write(data[: len(data) // 2])
-            elif kind == "slow":
-                self.wfile.write(data[:MiB])
-                self.wfile.flush()
-                self.release.wait(30)
-                self.wfile.write(data[MiB:])
-            else:
-                self.wfile.write(data)
-        except OSError:
-            pass
-        self.close_connection = True
+    def set(self) -> None:
+        self.path.touch()
+
+
+class Source:
+    root: Path | None = None
+    release = Release()
 
 
 @pytest.fixture(scope="module")
-def web():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Source)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    Source.release.set()
-    server.shutdown()
-    server.server_close()
+def web(tmp_path_factory):
+    """tests/web_source.py in a process of its own, serving Source.root."""
+    Source.root = tmp_path_factory.mktemp("web-source")
+    Source.release.path = Source.root / "release"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.web_source", str(Source.root)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
@@ -134,7 +109,7 @@ def new_image(api, **extra) -> str:
 
 def serve(data: bytes) -> str:
     name = uuid.uuid4().hex
-    Source.files[name] = data
+    (Source.root / name).write_bytes(data)
     return name
 
 
