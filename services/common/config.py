@@ -443,8 +443,7 @@ image_cache_opts = [
         "image_cache_max_size",
         default=DEFAULT_IMAGE_CACHE_MAX_SIZE,
         min=0,
-        help="Bytes the pruner keeps the image cache under (least recently used images go "
-        "first).",
+        help="Bytes the pruner keeps the image cache under (least recently used images go first).",
     ),
     cfg.IntOpt(
         "image_cache_stall_time",

@@ -228,7 +228,7 @@ def test_access_log_of_a_download_counts_its_bytes(stack, api, image):
     resp = api.get(f"/v2/images/{image['id']}/file")
     assert resp.content == data
     # the access line is written once the body is sent: after the store's line for it
-    request_id = f'request_id {resp.headers["x-openstack-request-id"]}'
+    request_id = f"request_id {resp.headers['x-openstack-request-id']}"
     (line,) = [ln for ln in wait_for_log(stack, request_id) if "tessera.access" in ln]
     assert f'"GET /v2/images/{image["id"]}/file" status 200 len {len(data)} ' in line
 
