@@ -108,9 +108,10 @@ def import_image(image_id):
         targets = [t for t in targets if t not in present]
         if not targets:  # as Glance: nothing to copy
             return "", 202
-    if len(targets) > 1:
-        raise BadRequest("Tessera imports into one store at a time; name one store.")
-    call("registry", "begin_import", image_id, request, targets[0])
+    # several stores: the store replica writes to each in turn
+    call(
+        "registry", "begin_import", image_id, request, targets[0] if len(targets) == 1 else targets
+    )
     return "", 202
 
 

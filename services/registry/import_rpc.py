@@ -63,7 +63,7 @@ class ImportRpc:
     # --- imports
 
     @rpc
-    def begin_import(self, image_id: str, request: dict, store: str) -> dict:
+    def begin_import(self, image_id: str, request: dict, store: str | list) -> dict:
         """The gateway's ``POST /import``: the task, created and announced to the store
         replicas (one of them runs it)."""
         with self.db.begin() as session:
@@ -95,9 +95,17 @@ class ImportRpc:
         return claim
 
     @rpc
-    def renew_import(self, task_id: str, bytes_done: int) -> None:
+    def renew_import(
+        self,
+        task_id: str,
+        bytes_done: int,
+        importing: list | None = None,
+        failed: list | None = None,
+    ) -> None:
         with self.db.begin() as session:
-            imports.renew_import(session, task_id, bytes_done, self._lease_seconds())
+            imports.renew_import(
+                session, task_id, bytes_done, self._lease_seconds(), importing, failed
+            )
 
     @rpc
     def finish_import(self, task_id: str, result: dict) -> None:

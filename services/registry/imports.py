@@ -175,16 +175,19 @@ def begin_import(
     ctx: RequestContext,
     image_id: str,
     request: dict,
-    store: str,
+    store: str | list,
     lease_seconds: int,
     task_type: str = "api_image_import",
     task_input: dict | None = None,
 ) -> Task:
-    """Check, take the lock, create the task and move the image to ``importing``."""
+    """Check, take the lock, create the task and move the image to ``importing``.
+    ``store``: the target store, or the list of them (written in turn)."""
+    stores = [store] if isinstance(store, str) else list(store)
     image = get_visible(session, ctx, image_id)
     method = request["method"]["name"]
     if method == "copy-image":
-        _check_copyable(session, ctx, image, store)
+        for target in stores:
+            _check_copyable(session, ctx, image, target)
     else:
         _check_importable(image, method)
         access.authorize(session, ctx, "modify_image", image)
@@ -193,17 +196,17 @@ def begin_import(
         session,
         ctx,
         task_type,
-        task_input or {"image_id": image_id, "import_req": request, "backend": [store]},
+        task_input or {"image_id": image_id, "import_req": request, "backend": stores},
         image_id,
     )
     _set_property(image, LOCK, task.id)
-    _set_property(image, IMPORTING, store)
+    _set_property(image, IMPORTING, ",".join(stores))
     _set_property(image, FAILED, None)
     image.updated_at = utcnow()
     session.flush()  # a concurrent lock taken meanwhile fails here (unique key): 409
     if method != "copy-image":  # a copy leaves the image active
         change_status(session, image_id, image.status, "importing")
-    _lease(session, image_id, task.id, store, lease_seconds)
+    _lease(session, image_id, task.id, stores[0], lease_seconds)
     return task
 
 
@@ -234,6 +237,12 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     task_input = json.loads(task.input or "{}")
     method = (task_input.get("import_req") or {}).get("method") or {}
+    targets = {
+        "stores": task_input.get("backend") or [upload.store],
+        "all_stores_must_succeed": (task_input.get("import_req") or {}).get(
+            "all_stores_must_succeed", True
+        ),
+    }
     if method.get("name") == "copy-image":  # the image stays active with its size
         image = session.get(Image, task.image_id)
         return {
@@ -249,6 +258,7 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
             "max_size": image.size,
             "checksum": image.checksum,
             "validation_data": {},
+            **targets,
         }
     # the staged size leaves the quota's count while the import runs (the image counts
     # with its stored size once active; a failed import leaves it queued without one)
@@ -273,14 +283,29 @@ def start_import(session: Session, conf, task_id: str, lease_seconds: int) -> di
         "container_format": image.container_format,
         "max_size": space_left(session, image.owner, conf),
         "validation_data": task_input.get("validation_data") or {},
+        **targets,
     }
 
 
-def renew_import(session: Session, task_id: str, bytes_done: int, lease_seconds: int) -> None:
+def renew_import(
+    session: Session,
+    task_id: str,
+    bytes_done: int,
+    lease_seconds: int,
+    importing: list | None = None,
+    failed: list | None = None,
+) -> None:
+    """Renew the lease with the progress; with several stores, also the stores still to
+    do (``os_glance_importing_to_stores``) and those that failed
+    (``os_glance_failed_import``), as Glance updates them store by store."""
     task = _task_of(session, task_id)
     upload = _claimed(session, task.image_id, task_id)
     upload.lease_expires_at = utcnow() + timedelta(seconds=lease_seconds)
     tasks.set_progress(session, task_id, bytes_done)
+    if importing is not None:
+        image = session.get(Image, task.image_id)
+        _set_property(image, IMPORTING, ",".join(importing) or None)
+        _set_property(image, FAILED, ",".join(failed or []) or None)
 
 
 def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
@@ -288,25 +313,30 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
     task = _task_of(session, task_id)
     image_id = task.image_id
     _claimed(session, image_id, task_id)
-    if result.get("location") is None:
+    copies = result.get("locations") or [
+        {"location": result.get("location"), "metadata": result.get("metadata")}
+    ]
+    if any(copy["location"] is None for copy in copies):
         raise BadRequest("An import must end with a location.")
     tasks.set_progress(session, task_id, result["size"] or 0)
     session.refresh(task)
     if session.get(Image, image_id).status != "active":  # copy-image leaves it active
         _activate(session, image_id, result)
-    session.add(
-        ImageLocation(
-            image_id=image_id,
-            value=result["location"],
-            meta_data=json.dumps(result.get("metadata") or {}),
-            status="active",
-            created_at=utcnow(),
+    for copy in copies:
+        session.add(
+            ImageLocation(
+                image_id=image_id,
+                value=copy["location"],
+                meta_data=json.dumps(copy.get("metadata") or {}),
+                status="active",
+                created_at=utcnow(),
+            )
         )
-    )
     session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
     image = session.get(Image, image_id)
     session.refresh(image)
-    _release(image, task_id)
+    # all_stores_must_succeed false: the stores that failed stay named
+    _release(image, task_id, failed_store=",".join(result.get("failed") or []) or None)
     tasks.end(session, task, conf.task.task_time_to_live, result={"image_id": image_id})
     return image_id
 
@@ -364,13 +394,12 @@ def give_back(session: Session, conf, image: Image, upload_id: str, reason: str 
     if task is None:
         return
     if image.status == "importing":
-        stores = json.loads(task.input or "{}").get("backend") or [None]
+        failed = _failed_stores(image, task)
         change_status(session, image.id, "importing", "queued", size=None, virtual_size=None)
         session.refresh(image)
-        _release(image, upload_id, failed_store=stores[0] or "")
+        _release(image, upload_id, failed_store=failed)
     elif image.status == "active" and task.status in ("pending", "processing"):
-        stores = json.loads(task.input or "{}").get("backend") or [None]  # copy-image
-        _release(image, upload_id, failed_store=stores[0] or "")
+        _release(image, upload_id, failed_store=_failed_stores(image, task))  # copy-image
     if task.status in ("pending", "processing"):
         tasks.end(
             session,
@@ -378,3 +407,14 @@ def give_back(session: Session, conf, image: Image, upload_id: str, reason: str 
             conf.task.task_time_to_live,
             message=reason or "The store replica running the import stopped (its lease expired).",
         )
+
+
+def _failed_stores(image: Image, task: Task) -> str:
+    """The stores a failed import names in ``os_glance_failed_import``: those that had
+    failed already and those still to do (the one at work included), as Glance."""
+    props = {p.name: p.value for p in image.properties}
+    remaining = props.get(IMPORTING)
+    if remaining is None:
+        remaining = ",".join(json.loads(task.input or "{}").get("backend") or [])
+    names = [n for v in (props.get(FAILED), remaining) if v for n in v.split(",")]
+    return ",".join(dict.fromkeys(names))

@@ -128,7 +128,8 @@ def abort_upload(
     if result.rowcount != 1:
         return False
     image = session.get(Image, image_id)
-    if image is not None and image.status in ("uploading", "importing"):
+    copying = image is not None and session.get(Task, upload_id) is not None  # copy-image
+    if image is not None and (image.status in ("uploading", "importing") or copying):
         imports.give_back(session, conf, image, upload_id, reason)
         return True
     session.execute(
@@ -153,13 +154,24 @@ def expired_uploads(session: Session, conf=None) -> list[dict]:
     for upload in expired:
         task = session.get(Task, upload.upload_id)
         staged = upload.store == imports.STAGING_STORE or task is not None
+        stores = (json.loads(task.input or "{}").get("backend") if task else None) or [upload.store]
         if abort_upload(session, upload.image_id, upload.upload_id, conf):
+            image = session.get(Image, upload.image_id)
+            held = {
+                json.loads(loc.meta_data or "{}").get("store")
+                for loc in (image.locations if image is not None else [])
+                if loc.status == "active"
+            }
             given_up.append(
                 {
                     "image_id": upload.image_id,
                     "upload_id": upload.upload_id,
                     "store": upload.store,
                     "staged": staged,
+                    # an import to several stores: its partial data in each, and the
+                    # copies it completed but never recorded (no location holds them)
+                    "stores": stores,
+                    "leftovers": [s for s in stores if task is not None and s not in held],
                 }
             )
     return given_up

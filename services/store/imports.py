@@ -168,10 +168,14 @@ class ImportWorker:
         """(size, readinto, close) of the import's source."""
         if claim["method"] == "copy-image":  # the image's data in another store
             return self._open_copy_source(claim)
-        if conversion.enabled(self.conf) and claim["disk_format"] != self._output_format():
+        if (
+            conversion.enabled(self.conf)
+            and not claim.get("staged_path")
+            and claim["disk_format"] != self._output_format()
+        ):
             return self._open_converted(claim)
         if claim["method"] == "glance-direct":
-            path = self.staging.datadir / claim["image_id"]
+            path = claim.get("staged_path") or self.staging.datadir / claim["image_id"]
             try:
                 handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
             except OSError:
@@ -208,25 +212,49 @@ class ImportWorker:
         the output format."""
         path = self.staging.datadir / claim["image_id"]
         if claim["method"] != "glance-direct":
-            source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
-            try:
-                pipeline = self._pipeline(source.readinto, source.size, claim)
-                chunks = pipeline.chunks()
-                self.staging.add(claim["image_id"], chunks, source.size, claim["task_id"])
-            finally:
-                source.close()
+            self._stage_download(claim)
         elif not path.exists():
             raise NotFound(f"No data is staged for image {claim['image_id']}.")
         converted = conversion.convert(
             path, claim["disk_format"], self._output_format(), FormatPolicy.from_config(self.conf)
         )
         claim["disk_format"] = self._output_format()
+        claim["staged_path"] = converted  # the next stores read the converted data
         handle = open(converted, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
         return converted.stat().st_size, handle.readinto, handle.close
 
+    def _stage_download(self, claim: dict) -> None:
+        """web-download: fetch the data once into the staging area (through the
+        pipeline's checks); the import then reads the staged file, for every store."""
+        source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
+        try:
+            pipeline = self._pipeline(source.readinto, source.size, claim)
+            self.staging.add(claim["image_id"], pipeline.chunks(), source.size, claim["task_id"])
+        finally:
+            source.close()
+        claim["method"] = "glance-direct"
+
+    def _write_to(self, claim: dict, store_id: str, progress: list):
+        """One store's copy: (backend, stored, pipeline result); raises when it fails."""
+        backend = self.backends.by_name.get(store_id) or self.backends.default
+        size, readinto, close = self._open(claim)
+        try:
+            pipeline = self._pipeline(readinto, size, claim)
+            progress[:] = [pipeline]
+            stored = backend.add(claim["image_id"], pipeline.chunks(), size, claim["task_id"])
+        finally:
+            close()
+        copied = pipeline.result()
+        if claim["method"] == "copy-image" and copied["checksum"] != claim["checksum"]:
+            backend.delete(stored.location)
+            raise Conflict("The copied data does not match the checksum.")
+        return backend, stored, copied
+
     def _run_import(self, claim: dict) -> None:
+        """Write the data to each target store in turn (Glance's _ImportToStore per
+        store): a failure fails the import and removes the copies already written when
+        ``all_stores_must_succeed``, else it is recorded and the next store goes on."""
         task_id, image_id = claim["task_id"], claim["image_id"]
-        backend = self.backends.by_name.get(claim["store"]) or self.backends.default
         progress: list = []
         lease = eventlet.spawn(self._keep_import_lease, task_id, progress)
         if claim["method"] == "location_import":  # the 2.17 location API
@@ -235,40 +263,62 @@ class ImportWorker:
             finally:
                 lease.kill()
             return
-        close = None
+        stores = claim.get("stores") or [claim["store"]]
+        must_succeed = claim.get("all_stores_must_succeed", True)
+        written, failed, reason, copied = [], [], None, None
         try:
-            size, readinto, close = self._open(claim)
-            pipeline = self._pipeline(readinto, size, claim)
-            progress.append(pipeline)
-            stored = backend.add(image_id, pipeline.chunks(), size, task_id)
-        except Exception as exc:  # noqa: BLE001 - every failure fails the task
-            lease.kill()
-            log.info("import task %s of image %s failed: %s", task_id, image_id, exc)
+            if len(stores) > 1 and claim["method"] == "web-download":
+                self._stage_download(claim)  # fetched once, written to each store
+            for index, store_id in enumerate(stores):
+                try:
+                    backend, stored, copied = self._write_to(claim, store_id, progress)
+                except Exception as exc:  # noqa: BLE001 - every failure fails the store
+                    log.info("import task %s: store %s failed: %s", task_id, store_id, exc)
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, TesseraError)
+                        else f"{type(exc).__name__}: {exc}"
+                    )
+                    if must_succeed:
+                        break
+                    failed.append(store_id)
+                else:
+                    written.append((backend, stored, store_id))
+                    reason = None
+                if index + 1 < len(stores):
+                    self.registry.renew_import(
+                        task_id, copied["size"] if copied else 0, stores[index + 1 :], failed
+                    )
+        except Exception as exc:  # noqa: BLE001 - the download to stage failed
             reason = str(exc) if isinstance(exc, TesseraError) else f"{type(exc).__name__}: {exc}"
+        finally:
+            lease.kill()
+        if reason is not None and (must_succeed or not written):
+            log.info("import task %s of image %s failed: %s", task_id, image_id, reason)
+            self._remove_copies(written)  # as Glance reverts: no partial import
             self.registry.fail_import(task_id, reason)
             return
-        finally:
-            if close is not None:
-                close()
-        lease.kill()
-        copied = pipeline.result()
-        if claim["method"] == "copy-image" and copied["checksum"] != claim["checksum"]:
-            backend.delete(stored.location)
-            self.registry.fail_import(task_id, "The copied data does not match the checksum.")
-            return
-        log.info("imported image %s: %d bytes", image_id, pipeline.size)
+        log.info("imported image %s to %s", image_id, ", ".join(s for _, _, s in written))
         result = {
-            **pipeline.result(),
-            "location": stored.location,
-            "metadata": {**stored.metadata, "store": claim["store"]},
+            **copied,
+            "locations": [
+                {"location": stored.location, "metadata": {**stored.metadata, "store": store_id}}
+                for _, stored, store_id in written
+            ],
+            "failed": failed,
             "disk_format": claim["disk_format"],  # image_conversion may have changed it
         }
         try:
             self.registry.finish_import(task_id, result)
         except (Gone, Conflict) as exc:
             log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
-            backend.delete(stored.location)
+            self._remove_copies(written)
             self.registry.fail_import(task_id, str(exc))  # ends the task if still running
+
+    @staticmethod
+    def _remove_copies(written: list) -> None:
+        for backend, stored, _ in written:
+            backend.delete(stored.location)
 
     # --- clean-up
 

@@ -288,6 +288,10 @@ class StoreService(ImportWorker):
 
     @event_handler("registry", "upload.abandoned", handler_type=SERVICE_POOL)
     def delete_abandoned_upload(self, payload: dict) -> None:
-        backend = self.backends.by_name.get(payload["store"])
-        if backend is not None and backend.writable:
-            backend.delete_partial(payload["image_id"], payload["upload_id"])
+        leftovers = payload.get("leftovers") or []
+        for store_id in payload.get("stores") or [payload["store"]]:
+            backend = self.backends.by_name.get(store_id)
+            if backend is not None and backend.writable:
+                backend.delete_partial(payload["image_id"], payload["upload_id"])
+                if store_id in leftovers and hasattr(backend, "delete_leftover"):
+                    backend.delete_leftover(payload["image_id"])

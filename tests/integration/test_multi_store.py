@@ -10,14 +10,19 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import Api
+from tests.integration.test_image_data import wait_for
+from tests.integration.test_import import Source, serve, web  # noqa: F401 - the fixture
+from tests.integration.test_store_replicas import store_consumers, store_pids
 from tests.stack import MysqlDatabase, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,22 +30,31 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
-def multi(request, tmp_path_factory):
+def multi(request, web, tmp_path_factory):  # noqa: F811 - web: the fixture imported
     database = MysqlDatabase() if request.param == "mysql" else None
     workdir = tmp_path_factory.mktemp(f"multi-{request.param}")
     stack = Stack(
         workdir,
         database_url=database.url if database else None,
         sections={
-            "DEFAULT": {"enabled_backends": "fast:file, cheap:file"},
+            "DEFAULT": {"enabled_backends": "fast:file, cheap:file, spare:file"},
             "glance_store": {"default_backend": "fast"},
             "fast": {"filesystem_store_datadir": workdir / "fast", "store_description": "SSD"},
             "cheap": {"filesystem_store_datadir": workdir / "cheap"},
+            # spare: broken on purpose by some tests (its directory made a file)
+            "spare": {"filesystem_store_datadir": workdir / "spare"},
+            "store": {"upload_lease_seconds": 3},
+            "import_filtering_opts": {
+                "allowed_hosts": "127.0.0.1",
+                "allowed_ports": web.rsplit(":", 1)[1],
+            },
         },
     )
     try:
         stack.start()
-        stack.dirs = {"fast": workdir / "fast", "cheap": workdir / "cheap"}
+        stack.database = request.param
+        stack.web = web
+        stack.dirs = {n: workdir / n for n in ("fast", "cheap", "spare")}
         yield stack
     finally:
         stack.cleanup()
@@ -91,6 +105,7 @@ def test_stores_info_and_detail(multi, api, admin):
     assert stores == [
         {"id": "cheap"},
         {"id": "fast", "description": "SSD", "default": "true"},
+        {"id": "spare"},
     ]
     assert api.get("/v2/info/stores/detail").status_code == 403
     detail = {s["id"]: s for s in admin.get("/v2/info/stores/detail").json()["stores"]}
@@ -102,7 +117,7 @@ def test_stores_info_and_detail(multi, api, admin):
 
 def test_create_names_the_stores_and_versions_list_multi_store(multi, api):
     resp = api.post("/v2/images", json={"name": "h"})
-    assert resp.headers["OpenStack-image-store-ids"].split(",") == ["fast", "cheap"]
+    assert resp.headers["OpenStack-image-store-ids"].split(",") == ["fast", "cheap", "spare"]
     ids = [v["id"] for v in api.get("/versions").json()["versions"]]
     assert "v2.8" in ids and "v2.13" in ids
 
@@ -268,8 +283,162 @@ def test_copy_image(multi, api, admin):
     assert (multi.dirs["cheap"] / image_id).read_bytes() == data
     tasks = admin.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
     assert tasks[0]["status"] == "success"
-    # everywhere already: all_stores has nothing to do
+    # all_stores: the stores not holding it yet (spare)
     all_stores = {"method": {"name": "copy-image"}, "all_stores": True}
+    assert admin.post(path, json=all_stores).status_code == 202
+    image = settle_copy(admin, image_id)
+    assert image["stores"] == "fast,cheap,spare" and not image.get("os_glance_failed_import")
+    assert (multi.dirs["spare"] / image_id).read_bytes() == data
+    # everywhere already: all_stores has nothing to do
     assert admin.post(path, json=all_stores).status_code == 202
     queued = admin.create(name="q")["id"]
     assert admin.post(f"/v2/images/{queued}/import", json=copy).status_code == 409
+
+
+def staged_image(api) -> tuple[str, bytes]:
+    image_id = api.create(name="imp", disk_format="raw", container_format="bare")["id"]
+    data = os.urandom(64 * 1024)
+    assert api.put(f"/v2/images/{image_id}/stage", data=data, headers=OCTETS).status_code == 204
+    return image_id, data
+
+
+def settled(api, image_id: str) -> dict:
+    wait_for(
+        lambda: api.get(f"/v2/images/{image_id}").json()["status"] in ("active", "queued"),
+        timeout=30,
+        what=f"the import of {image_id} to end",
+    )
+    return api.get(f"/v2/images/{image_id}").json()
+
+
+def files_of(stack, image_id: str) -> list:
+    found = [p for d in stack.dirs.values() if d.is_dir() for p in d.glob(f"{image_id}*")]
+    return found + list((stack.workdir / "data" / "staging").glob(f"{image_id}*"))
+
+
+@pytest.fixture
+def broken_spare(multi):
+    """The spare store unusable: its directory replaced by a file."""
+    spare = multi.dirs["spare"]
+    shutil.rmtree(spare)
+    spare.write_bytes(b"not a directory")
+    try:
+        yield
+    finally:
+        spare.unlink()
+        spare.mkdir()
+
+
+def test_glance_direct_import_to_several_stores(multi, api):
+    image_id, data = staged_image(api)
+    body = {"method": {"name": "glance-direct"}, "stores": ["fast", "cheap"]}
+    assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = settled(api, image_id)
+    assert image["status"] == "active" and image["stores"] == "fast,cheap"
+    assert "os_glance_importing_to_stores" not in image
+    assert "os_glance_failed_import" not in image
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    for store in ("fast", "cheap"):
+        assert (multi.dirs[store] / image_id).read_bytes() == data
+    assert not (multi.dirs["spare"] / image_id).exists()
+    assert files_of(multi, image_id) == [multi.dirs[s] / image_id for s in ("fast", "cheap")]
+
+
+def test_web_download_to_all_stores(multi, api):
+    image_id = api.create(name="web", disk_format="raw", container_format="bare")["id"]
+    data = os.urandom(96 * 1024)
+    method = {"name": "web-download", "uri": f"{multi.web}/data/{serve(data)}"}
+    body = {"method": method, "all_stores": True}
+    assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = settled(api, image_id)
+    assert image["status"] == "active"
+    assert sorted(image["stores"].split(",")) == ["cheap", "fast", "spare"]
+    for store in ("fast", "cheap", "spare"):
+        assert (multi.dirs[store] / image_id).read_bytes() == data
+
+
+def test_a_store_failing_when_all_need_not_succeed(multi, api, broken_spare):
+    image_id, data = staged_image(api)
+    body = {
+        "method": {"name": "glance-direct"},
+        "stores": ["fast", "spare", "cheap"],
+        "all_stores_must_succeed": False,
+    }
+    assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = settled(api, image_id)
+    assert image["status"] == "active" and image["stores"] == "fast,cheap"
+    assert image["os_glance_failed_import"] == "spare"
+    assert "os_glance_importing_to_stores" not in image
+    assert api.get(f"/v2/images/{image_id}/file").content == data
+    (task,) = api.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+    assert task["status"] == "success"
+
+
+def test_a_store_failing_when_all_must_succeed(multi, api, broken_spare):
+    image_id, _ = staged_image(api)
+    body = {"method": {"name": "glance-direct"}, "stores": ["fast", "cheap", "spare"]}
+    assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = settled(api, image_id)
+    assert image["status"] == "queued" and not image.get("stores")
+    assert image["os_glance_failed_import"] == "spare"
+    assert "os_glance_importing_to_stores" not in image and "os_glance_import_task" not in image
+    (task,) = api.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+    assert task["status"] == "failure"
+    # the copies fast and cheap got were removed (Glance reverts), the staged data too
+    wait_for(lambda: not files_of(multi, image_id), what="no copy left behind")
+
+
+def test_copy_image_failing_in_one_store_keeps_the_image_active(multi, admin, broken_spare):
+    image_id, data = upload(admin, "fast")
+    body = {"method": {"name": "copy-image"}, "stores": ["cheap", "spare"]}
+    assert admin.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    wait_for(
+        lambda: admin.get(f"/v2/images/{image_id}/tasks").json()["tasks"][0]["status"] == "failure",
+        timeout=30,
+        what="the copy to fail",
+    )
+    image = admin.get(f"/v2/images/{image_id}").json()
+    assert image["status"] == "active" and image["stores"] == "fast"
+    assert image["os_glance_failed_import"] == "spare"
+    assert not (multi.dirs["cheap"] / image_id).exists()
+    assert admin.get(f"/v2/images/{image_id}/file").content == data
+
+
+def test_replica_killed_mid_import_to_several_stores(multi, api):
+    """The replica fetching a web-download for two stores dies: the import is given up
+    when its lease lapses, nothing is left in any store nor staged, the image is queued
+    again (not stuck importing) and can be imported again."""
+    if multi.database != "sqlite":
+        pytest.skip("once is enough")
+    multi.start_service("store")
+    wait_for(lambda: store_consumers(multi) == 2, timeout=60, what="two store replicas")
+    image_id = api.create(name="kill", disk_format="raw", container_format="bare")["id"]
+    staging = multi.workdir / "data" / "staging"
+    Source.release.clear()
+    try:
+        method = {"name": "web-download", "uri": f"{multi.web}/slow/{serve(os.urandom(3 << 20))}"}
+        body = {"method": method, "stores": ["fast", "cheap"]}
+        assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+        wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial data")
+        writer = next(
+            p
+            for p in map(psutil.Process, store_pids(multi))
+            if any(f.path.startswith(str(staging / image_id)) for f in p.open_files())
+        )
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        Source.release.set()
+    image = settled(api, image_id)
+    assert image["status"] == "queued" and not image.get("stores")
+    assert image["os_glance_failed_import"] == "fast,cheap"
+    assert "os_glance_importing_to_stores" not in image and "os_glance_import_task" not in image
+    (task,) = api.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+    assert task["status"] == "failure"
+    wait_for(lambda: not files_of(multi, image_id), what="no data left behind")
+    multi.extra = [p for p in multi.extra if p.pid != writer.pid]
+    data = os.urandom(64 * 1024)
+    method = {"name": "web-download", "uri": f"{multi.web}/data/{serve(data)}"}
+    body = {"method": method, "stores": ["fast", "cheap"]}
+    assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
+    image = settled(api, image_id)
+    assert image["status"] == "active" and image["stores"] == "fast,cheap"

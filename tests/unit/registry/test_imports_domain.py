@@ -110,7 +110,14 @@ def test_an_expired_lease_fails_the_task(session, conf, queued):
     given_up = uploads.expired_uploads(session, conf)
     session.commit()
     assert given_up == [
-        {"image_id": image_id, "upload_id": task.id, "store": "file", "staged": True}
+        {
+            "image_id": image_id,
+            "upload_id": task.id,
+            "store": "file",
+            "staged": True,
+            "stores": ["file"],
+            "leftovers": ["file"],  # never recorded: the store removes a complete copy too
+        }
     ]
     session.refresh(task)
     assert task.status == "failure" and "lease" in task.message
