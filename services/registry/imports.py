@@ -411,10 +411,11 @@ def give_back(session: Session, conf, image: Image, upload_id: str, reason: str 
 
 def _failed_stores(image: Image, task: Task) -> str:
     """The stores a failed import names in ``os_glance_failed_import``: those that had
-    failed already and those still to do (the one at work included), as Glance."""
+    failed already and the one at work (the first still to do), as Glance's revert."""
     props = {p.name: p.value for p in image.properties}
     remaining = props.get(IMPORTING)
     if remaining is None:
         remaining = ",".join(json.loads(task.input or "{}").get("backend") or [])
-    names = [n for v in (props.get(FAILED), remaining) if v for n in v.split(",")]
-    return ",".join(dict.fromkeys(names))
+    names = [n for n in (props.get(FAILED) or "").split(",") if n]
+    names += remaining.split(",")[:1]
+    return ",".join(dict.fromkeys(n for n in names if n))

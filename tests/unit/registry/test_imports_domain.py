@@ -13,7 +13,7 @@ from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.registry import images, imports, tasks, uploads
 from services.registry.models import Image, ImageUpload, Task, utcnow
-from tests.unit.registry.builders import OWNER
+from tests.unit.registry.builders import ADMIN, OWNER
 
 WEB = {"method": {"name": "web-download", "uri": "http://example.com/x"}}
 LEASE = 30
@@ -222,3 +222,63 @@ def test_task_listing(session, conf, queued):
     assert len(tasks.list_tasks(session, OWNER, conf, {"status": "pending"})[0]) == 3
     with pytest.raises(BadRequest):
         tasks.list_tasks(session, admin, conf, {"sort_key": "input"})
+
+
+def test_an_import_to_several_stores_store_by_store(session, conf, queued):
+    """os_glance_importing_to_stores lists the stores still to do, os_glance_failed_import
+    the failed ones (all_stores_must_succeed false); every copy becomes a location."""
+    image_id = queued()
+    request = {**WEB, "all_stores_must_succeed": False}
+    task = imports.begin_import(session, OWNER, image_id, request, ["a", "b", "c"], LEASE)
+    session.commit()
+    assert props(session, image_id)["os_glance_importing_to_stores"] == "a,b,c"
+    claim = imports.start_import(session, conf, task.id, LEASE)
+    assert (claim["stores"], claim["all_stores_must_succeed"]) == (["a", "b", "c"], False)
+    imports.renew_import(session, task.id, 1, LEASE, ["c"], ["b"])
+    session.commit()
+    assert props(session, image_id)["os_glance_importing_to_stores"] == "c"
+    assert props(session, image_id)["os_glance_failed_import"] == "b"
+    copies = [{"location": f"file:///{s}/{image_id}", "metadata": {"store": s}} for s in "ac"]
+    result = {"size": 1, "checksum": "c", "os_hash_algo": "sha512", "os_hash_value": "h"}
+    imports.finish_import(session, conf, task.id, {**result, "locations": copies, "failed": ["b"]})
+    session.commit()
+    image = session.get(Image, image_id)
+    assert image.status == "active" and len(image.locations) == 2
+    assert props(session, image_id) == {"os_glance_failed_import": "b"}
+
+
+def test_a_failure_names_the_store_at_work(session, conf, queued):
+    image_id = queued()
+    task = imports.begin_import(session, OWNER, image_id, WEB, ["a", "b", "c"], LEASE)
+    session.commit()
+    imports.start_import(session, conf, task.id, LEASE)
+    session.commit()
+    imports.renew_import(session, task.id, 1, LEASE, ["b", "c"], [])
+    session.commit()
+    assert imports.fail_import(session, conf, task.id, "b broke") == image_id
+    session.commit()
+    assert props(session, image_id) == {"os_glance_failed_import": "b"}
+    assert session.get(Image, image_id).status == "queued"
+
+
+def test_a_copy_whose_lease_expired_fails_and_names_its_leftovers(session, conf, queued):
+    """copy-image (the image stays active): the task fails, the lock goes, and the
+    target stores' unrecorded copies are for the store replicas to remove."""
+    image_id = queued()
+    task = begin(session, image_id)
+    imports.start_import(session, conf, task.id, LEASE)
+    result = {"size": 1, "checksum": "c", "os_hash_algo": "sha512", "os_hash_value": "h"}
+    location = {"location": f"file:///fast/{image_id}", "metadata": {"store": "fast"}}
+    imports.finish_import(session, conf, task.id, {**result, "locations": [location]})
+    session.commit()
+    copy = {"method": {"name": "copy-image"}}
+    task = imports.begin_import(session, ADMIN, image_id, copy, ["cheap", "spare"], LEASE)
+    imports.start_import(session, conf, task.id, LEASE)
+    session.execute(update(ImageUpload).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    (given_up,) = uploads.expired_uploads(session, conf)
+    session.commit()
+    assert given_up["stores"] == given_up["leftovers"] == ["cheap", "spare"]
+    session.refresh(task)
+    assert task.status == "failure"
+    assert session.get(Image, image_id).status == "active"
+    assert props(session, image_id) == {"os_glance_failed_import": "cheap"}
