@@ -53,7 +53,8 @@ def build_backends(conf, unusable: dict | None = None) -> dict:
                 group = conf[store_id] if multi else conf.glance_store
                 backends[store_id] = swift_store_from_config(conf, group)
             except BadSwiftConfig as exc:
-                log.error("the swift store %s cannot be used: %s", store_id, exc)
+                name = f"swift store {store_id}" if multi else "swift store"
+                log.error("the %s cannot be used: %s", name, exc)
                 if unusable is not None:
                     unusable[store_id] = str(exc)
     return backends
