@@ -333,8 +333,6 @@ def test_delete_of_a_staged_image_removes_its_staged_data(importing, iapi):
 def test_replica_killed_mid_import(importing, iapi, web):
     """The replica running an import dies: the import is given up when its lease
     lapses (queued, os_glance_failed_import, task failure) and its data removed."""
-    if importing.database != "sqlite":
-        pytest.skip("once is enough")
     importing.start_service("store")
     wait_for(lambda: store_consumers(importing) == 2, timeout=60, what="two store replicas")
     image_id = new_image(iapi)
@@ -392,8 +390,6 @@ def test_image_deleted_mid_import(importing, iapi, web):
 def test_replica_killed_mid_stage(importing, iapi):
     """The replica receiving a stage dies: the image is queued again and the partial
     staged data removed."""
-    if importing.database != "sqlite":
-        pytest.skip("once is enough")
     if len(store_pids(importing)) < 2:
         importing.start_service("store")
     wait_for(lambda: store_consumers(importing) == 2, timeout=60, what="two store replicas")
@@ -490,8 +486,6 @@ def cli(name: str, *args: str) -> str:
 
 @pytest.fixture
 def clients(importing, tmp_path):
-    if importing.database != "sqlite":
-        pytest.skip("the clients once are enough")
     data = os.urandom(MiB + 11)
     path = tmp_path / "disk.raw"
     path.write_bytes(data)
