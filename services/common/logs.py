@@ -44,10 +44,9 @@ DEFAULT_LOG_LEVELS = [
 
 class _ContextVarStore:
     """oslo.context's per-thread store of the current context, made per greenlet too:
-    a ``threading.local`` made before gevent patches the gateway's worker (or before
-    eventlet patches a service) would be shared by every greenlet of the thread, and one
-    request's lines would carry another's ids. A ContextVar is per thread, per eventlet
-    and per gevent greenlet alike.
+    a ``threading.local`` made before eventlet patches a service would be shared by every
+    greenthread, and one request's lines would carry another's ids. A ContextVar is per
+    thread and per greenthread alike (the gateway runs threads, services/api/front.py).
 
     Adapter: oslo.context keeps the store in the module global ``_request_store`` and
     reads its ``context`` attribute (``get_current``, ``update_store``). Tripwire:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
 from oslo_context import context as oslo_context
 
 from services.common.logs import set_request_id, transfer_summary
@@ -54,17 +53,6 @@ assert seen == [True] * 5, seen
 def run_greenlets(lib, patch, sleep, spawn_and_wait):
     code = GREENLETS.format(lib=lib, patch=patch, sleep=sleep, spawn_and_wait=spawn_and_wait)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-def test_each_gevent_greenlet_has_its_own():
-    # the store is made before gevent patches, as in a gunicorn gevent worker
-    pytest.importorskip("gevent")
-    run_greenlets(
-        "gevent",
-        "",
-        "gevent.sleep",
-        "gevent.joinall([gevent.spawn(request, n) for n in range(5)])",
-    )
 
 
 def test_each_eventlet_greenthread_has_its_own():
