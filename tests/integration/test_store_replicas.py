@@ -24,7 +24,7 @@ from tests.stack import Stack
 def replicated(tmp_path_factory):
     """A stack (SQLite) with a second store replica, a short upload lease and small
     limits: image_size_cap 8 MiB, user_storage_quota 12 MiB; a sweep every second of
-    files older than 2 s."""
+    files older than 2 s, its claim lapsing 2 s after its replica dies."""
     stack = Stack(
         tmp_path_factory.mktemp("replicas"),
         sections={
@@ -33,6 +33,8 @@ def replicated(tmp_path_factory):
                 "upload_lease_seconds": 3,
                 "sweep_interval": 1,
                 "sweep_grace_seconds": 2,
+                # a replica killed by an earlier test may hold the sweep's claim
+                "sweep_lease_seconds": 2,
             },
         },
     ).start()
