@@ -5,6 +5,7 @@ transaction (services/registry/dependencies.py)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import Connection, delete, update
@@ -19,6 +20,7 @@ from services.common.states import check_image_transition
 from services.registry import access, locations, scrubbing, unified_limits
 from services.registry.models import (
     Image,
+    ImageLocation,
     ImageMember,
     ImageProperty,
     ImageTag,
@@ -215,6 +217,39 @@ def change_status(session: Session, image_id: str, current: str, target: str, **
     )
     if result.rowcount != 1:
         raise Conflict(f"Image {image_id} is no longer {current}")
+
+
+def record_data(
+    session: Session, image_id: str, current: str | None, result: dict, copies: list[dict]
+) -> None:
+    """The data a store replica wrote is the image's: ``current → active`` with the size
+    and hashes it computed (``current`` None: already active, as after a copy), one
+    active location per copy ({location, metadata}), and the upload or import lease gone."""
+    if current is not None:
+        change_status(
+            session,
+            image_id,
+            current,
+            "active",
+            size=result["size"],
+            checksum=result["checksum"],
+            os_hash_algo=result["os_hash_algo"],
+            os_hash_value=result["os_hash_value"],
+            virtual_size=result.get("virtual_size"),
+            # image_conversion stored another format (services/store/conversion.py)
+            **({"disk_format": result["disk_format"]} if result.get("disk_format") else {}),
+        )
+    for copy in copies:
+        session.add(
+            ImageLocation(
+                image_id=image_id,
+                value=copy["location"],
+                meta_data=json.dumps(copy.get("metadata") or {}),
+                status="active",
+                created_at=utcnow(),
+            )
+        )
+    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
 
 
 def delete_image(

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Gone, NotFound
 from services.registry import access, tasks, unified_limits
-from services.registry.images import change_status, get_visible
-from services.registry.models import Image, ImageLocation, ImageProperty, ImageUpload, Task, utcnow
+from services.registry.images import change_status, get_visible, record_data
+from services.registry.models import Image, ImageProperty, ImageUpload, Task, utcnow
 from services.registry.quotas import space_left
 
 STAGING_STORE = "os_glance_staging_store"
@@ -320,41 +320,15 @@ def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
         raise BadRequest("An import must end with a location.")
     tasks.set_progress(session, task_id, result["size"] or 0)
     session.refresh(task)
-    if session.get(Image, image_id).status != "active":  # copy-image leaves it active
-        _activate(session, image_id, result)
-    for copy in copies:
-        session.add(
-            ImageLocation(
-                image_id=image_id,
-                value=copy["location"],
-                meta_data=json.dumps(copy.get("metadata") or {}),
-                status="active",
-                created_at=utcnow(),
-            )
-        )
-    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+    # copy-image leaves the image active
+    current = None if session.get(Image, image_id).status == "active" else "importing"
+    record_data(session, image_id, current, result, copies)
     image = session.get(Image, image_id)
     session.refresh(image)
     # all_stores_must_succeed false: the stores that failed stay named
     _release(image, task_id, failed_store=",".join(result.get("failed") or []) or None)
     tasks.end(session, task, conf.task.task_time_to_live, result={"image_id": image_id})
     return image_id
-
-
-def _activate(session: Session, image_id: str, result: dict) -> None:
-    change_status(
-        session,
-        image_id,
-        "importing",
-        "active",
-        size=result["size"],
-        checksum=result["checksum"],
-        os_hash_algo=result["os_hash_algo"],
-        os_hash_value=result["os_hash_value"],
-        virtual_size=result.get("virtual_size"),
-        # image_conversion stored another format (services/store/conversion.py)
-        **({"disk_format": result["disk_format"]} if result.get("disk_format") else {}),
-    )
 
 
 def _release(image: Image, task_id: str, failed_store: str | None = None) -> None:

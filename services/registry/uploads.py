@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, Gone, InvalidTransition
 from services.registry import access, imports, unified_limits
-from services.registry.images import change_status, get_visible
-from services.registry.models import Image, ImageLocation, ImageUpload, Task, utcnow
+from services.registry.images import change_status, get_visible, record_data
+from services.registry.models import Image, ImageUpload, Task, utcnow
 from services.registry.quotas import space_left
 
 
@@ -92,27 +92,7 @@ def finish_upload(session: Session, image_id: str, upload_id: str, result: dict)
     _claimed(session, image_id, upload_id)
     if result["location"] is None:
         raise BadRequest("An upload must end with a location.")
-    change_status(
-        session,
-        image_id,
-        "saving",
-        "active",
-        size=result["size"],
-        checksum=result["checksum"],
-        os_hash_algo=result["os_hash_algo"],
-        os_hash_value=result["os_hash_value"],
-        virtual_size=result.get("virtual_size"),
-    )
-    session.add(
-        ImageLocation(
-            image_id=image_id,
-            value=result["location"],
-            meta_data=json.dumps(result.get("metadata") or {}),
-            status="active",
-            created_at=utcnow(),
-        )
-    )
-    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+    record_data(session, image_id, "saving", result, [result])
 
 
 def abort_upload(
