@@ -86,8 +86,12 @@ def forward_body(
     if len(ahead) > length:  # a pipelined next request: not ours to send
         reader.unreader.unread(ahead[length:])
         ahead = ahead[:length]
-    target.sendall(ahead)
-    _splice(client, target, length - len(ahead), timeout, idle_timeout)
+    try:
+        target.sendall(ahead)
+        _splice(client, target, length - len(ahead), timeout, idle_timeout)
+    except BaseException:
+        body.failed = True  # how much of the body is left on the socket is unknown
+        raise
     reader.length = 0
     return length
 

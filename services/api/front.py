@@ -46,6 +46,8 @@ from concurrent import futures
 from functools import partial
 
 from gunicorn import http
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.http.parser import _DRAIN_MAX_BYTES
 from gunicorn.http2 import negotiation
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -107,6 +109,39 @@ def request_complete(data: bytes | bytearray) -> bool:
     return len(data) - end.end() >= int(length.group(1))
 
 
+def body_left_unread(environ: dict) -> bool:
+    """Whether this request's connection cannot serve another request once answered:
+    the application left more of the body unread than gunicorn drains after the answer
+    (an upload refused before or while it was read: a size cap, a quota, a store that
+    gave up), or reading it failed midway (a splice cut short). gunicorn closes such a
+    connection anyway; the answer must then say ``Connection: close``, or a client
+    sends its next request on a connection about to close and sees it drop."""
+    body = environ.get("wsgi.input")
+    if getattr(body, "failed", False) is True:
+        return True
+    reader = getattr(body, "reader", None)
+    if isinstance(reader, LengthReader):
+        return reader.length > _DRAIN_MAX_BYTES
+    return isinstance(reader, ChunkedReader) and reader.parser is not None
+
+
+def closing_when_body_unread(app):
+    """``app`` whose answer closes the connection when ``body_left_unread`` (gunicorn
+    drops a ``Connection`` header set by the application; its response object's
+    ``force_close`` is what decides)."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            response = getattr(start_response, "__self__", None)  # gunicorn's Response
+            if body_left_unread(environ) and hasattr(response, "force_close"):
+                response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
 class GatewayWorker(ThreadWorker):
     """gunicorn's threaded worker; each request is gathered by the main loop (see the
     module's docstring) before a thread serves it."""
@@ -135,6 +170,10 @@ class GatewayWorker(ThreadWorker):
             super().run()
         finally:
             self.data_pool.shutdown(wait=False)
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = closing_when_body_unread(self.wsgi)
 
     def handle_quit(self, sig, frame):
         self.data_pool.shutdown(wait=False)

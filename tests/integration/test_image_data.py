@@ -240,10 +240,14 @@ class Endless:
 def assert_refused_up_front(api, image_id: str, body: Endless, **headers) -> str:
     """The upload is a 413 in the JSON error shape, answered at once though the client
     is still sending; the gateway read almost none of the body and the image stays
-    queued."""
+    queued. The answer closes the connection: the client must not send its next
+    request on one the gateway closes once it has answered (it drains little of a
+    body it did not read)."""
     started = time.monotonic()
-    message = error_of(upload(api, image_id, body, **headers), 413)
+    resp = upload(api, image_id, body, **headers)
+    message = error_of(resp, 413)
     assert time.monotonic() - started < 10
+    assert resp.headers["Connection"] == "close"
     assert body.sent < body.limit, "the server read the whole body before answering"
     assert api.get(f"/v2/images/{image_id}").json()["status"] == "queued"
     return message

@@ -6,9 +6,17 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
+from gunicorn.http.wsgi import Response
 from gunicorn.workers import gthread
 
-from services.api.front import MAX_GATHERED_BODY, GatewayWorker, moves_data, request_complete
+from services.api.front import (
+    MAX_GATHERED_BODY,
+    GatewayWorker,
+    body_left_unread,
+    moves_data,
+    request_complete,
+)
 
 GET = b"GET /v2/images HTTP/1.1\r\nHost: x\r\n"
 
@@ -54,6 +62,29 @@ def test_moves_data(data, image_data):
     assert moves_data(data) is image_data
 
 
+def _body(reader):
+    body = Body(reader)
+    return {"wsgi.input": body}, body
+
+
+def test_body_left_unread():
+    """An answer closes its connection when more of the body is left than gunicorn
+    drains after it, or when reading the body failed midway."""
+    environ, _ = _body(LengthReader(None, 64 << 10))
+    assert not body_left_unread(environ)  # gunicorn drains this much
+    environ, body = _body(LengthReader(None, 8 << 20))
+    assert body_left_unread(environ)
+    body.reader.length = 0
+    assert not body_left_unread(environ)
+    body.failed = True  # e.g. a splice cut short: where the next request starts is unknown
+    assert body_left_unread(environ)
+    environ, body = _body(ChunkedReader(None, None))
+    assert body_left_unread(environ)  # not read to its last chunk
+    body.reader.parser = None
+    assert not body_left_unread(environ)
+    assert not body_left_unread({})
+
+
 def test_gunicorn_threaded_worker_still_has_what_the_front_builds_on():
     """GatewayWorker overrides and calls these; a gunicorn upgrade that renames or
     reshapes them must fail here, not in production."""
@@ -65,8 +96,10 @@ def test_gunicorn_threaded_worker_still_has_what_the_front_builds_on():
         "enqueue_req",
         "finish_request",
         "handle_quit",
+        "load_wsgi",
     ):
         assert callable(getattr(worker, name, None)), name
+    assert callable(Response.force_close)  # the answer's "Connection: close"
     assert list(inspect.signature(worker.handle_request).parameters) == ["self", "req", "conn"]
     assert list(inspect.signature(worker.on_client_socket_readable).parameters) == [
         "self",
