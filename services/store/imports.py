@@ -69,13 +69,15 @@ class Background(DependencyProvider):
 
 
 class ImportWorker:
-    """Uses StoreService's ``registry``, ``backends``, ``sessions``, ``data_port`` and
-    ``conf``."""
+    """Uses StoreService's ``registry``, ``backends``, ``sessions``, ``data_port``,
+    ``buffers`` and ``conf``."""
 
     staging = StagingArea()
     background = Background()
 
     def _pipeline(self, readinto, size, claim) -> UploadPipeline:
+        """The pipeline for an upload, a stage or an import's fetch, its buffers from
+        the replica's budget (``[store] upload_buffer_memory``)."""
         return UploadPipeline(
             readinto,
             size,
@@ -84,6 +86,7 @@ class ImportWorker:
             claim["disk_format"],
             container_format=claim.get("container_format"),
             format_policy=FormatPolicy.from_config(self.conf),
+            buffers=self.buffers,
         )
 
     # --- staging

@@ -30,10 +30,8 @@ from services.store import scrubber, sweep
 from services.store.buffers import UploadBuffers
 from services.store.dataport import body_readinto, data_http, sendfile_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
-from services.store.formats import FormatPolicy
 from services.store.imports import ImportWorker
 from services.store.leases import UploadLeaseKeeper
-from services.store.pipeline import UploadPipeline
 from services.store.scrubber import scrub_timer
 from services.store.sweep import sweep_timer
 
@@ -139,16 +137,7 @@ class StoreService(ImportWorker):
         # the lease is held until the registry has recorded the upload
         with self.leases.holding(image_id, upload_id, self.registry):
             try:
-                pipeline = UploadPipeline(
-                    body_readinto(request.environ),
-                    claim["size"],
-                    claim["max_size"],
-                    self.conf.hashing_algorithm,
-                    claim["disk_format"],
-                    container_format=claim.get("container_format"),
-                    format_policy=FormatPolicy.from_config(self.conf),
-                    buffers=self.buffers,
-                )
+                pipeline = self._pipeline(body_readinto(request.environ), claim["size"], claim)
                 stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
             except BaseException as exc:
                 self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))

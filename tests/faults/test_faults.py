@@ -25,6 +25,7 @@ import psutil
 import pytest
 import requests
 
+from tests.conftest import random_image
 from tests.private_services import PrivateMariaDB, PrivateRabbit
 from tests.stack import Stack
 
@@ -172,7 +173,7 @@ class Load:
         if not queued:
             return
         image_id = rng.choice(queued[-5:])
-        data = os.urandom(rng.choice((8, 8, 16)) * MiB)
+        data = random_image(rng.choice((8, 8, 16)) * MiB)
         response = client.call(
             "PUT",
             f"/v2/images/{image_id}/file",
@@ -336,7 +337,7 @@ def kill_store_mid_upload(stack: Stack, ledger: Ledger) -> float:
     image_id = created.json()["id"]
 
     def slow_body():
-        block = os.urandom(MiB)
+        block = random_image(MiB)
         for _ in range(64):
             yield block
             time.sleep(0.1)

@@ -22,7 +22,7 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, upload, wait_for
 from tests.stack import MysqlDatabase, Stack
 
@@ -122,7 +122,7 @@ class Load:
             image_id = resp.json()["id"]
             with self.lock:
                 self.created[image_id] = name
-            data = os.urandom((1 + (number + round_) % 4) * MiB)
+            data = random_image((1 + (number + round_) % 4) * MiB)
             resp = self._call(upload, api, image_id, data)
             if resp is not None and resp.status_code == 204:
                 with self.lock:

@@ -25,7 +25,7 @@ from services.common.config import load_config
 from services.registry.db import make_engine
 from services.registry.manage import main as manage_main
 from services.registry.models import Image, ImageLocation
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import upload, wait_for
 from tests.integration.test_store_replicas import store_consumers, store_pids
 from tests.stack import ROOT, MysqlDatabase, Stack
@@ -125,7 +125,7 @@ def sapi(scrub_stack):
 
 
 def stored_image(api, data: bytes | None = None) -> tuple[str, bytes]:
-    data = data if data is not None else os.urandom(3000)
+    data = data if data is not None else random_image(3000)
     image = api.create(name="scrubbable", disk_format="raw", container_format="bare")
     assert upload(api, image["id"], data).status_code == 204
     return image["id"], data
@@ -255,7 +255,7 @@ def test_two_replicas_never_scrub_the_same_image(scrub_stack, sapi, objects):
 
 
 def test_a_replica_killed_mid_scrub(scrub_stack, sapi, objects, swift):
-    image_id, _ = stored_image(sapi, os.urandom(5000))
+    image_id, _ = stored_image(sapi, random_image(5000))
     assert sapi.delete(f"/v2/images/{image_id}").status_code == 204
     with swift.paused("proxy"):  # the replica's Swift delete hangs
         make_due(scrub_stack, image_id)

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import requests
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, upload, wait_for
 from tests.integration.test_notifications import Listener
 from tests.stack import ROOT, Stack, free_port
@@ -125,9 +125,7 @@ def api_b(nodes, api_a):
 
 
 def new_image(api, size: int) -> tuple[str, bytes]:
-    # random bytes, but never an MBR's boot signature at 510 (1 in 65536 random images
-    # would have one, and raw content that looks like a partition table is checked)
-    data = os.urandom(510) + b"\0\0" + os.urandom(size - 512)
+    data = random_image(size)
     image = api.create(name="cached", disk_format="raw", container_format="bare")
     assert upload(api, image["id"], data).status_code == 204
     return image["id"], data

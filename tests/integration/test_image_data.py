@@ -4,7 +4,6 @@ file store, once on SQLite and once on MariaDB."""
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import threading
 import time
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from services.common.context import RequestContext
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_images_api import error_of
 from tests.stack import Stack
 
@@ -52,7 +51,7 @@ def raw_upload(url: str, api, image_id: str, declared: int) -> socket.socket:
 
 @pytest.mark.parametrize("size", [0, 1, MiB + 3, 9 * MiB + 1])
 def test_upload_download_roundtrip(api, image, size):
-    data = os.urandom(size)
+    data = random_image(size)
     resp = upload(api, image["id"], data)
     assert resp.status_code == 204, resp.text
     shown = api.get(f"/v2/images/{image['id']}").json()
@@ -70,7 +69,7 @@ def test_upload_download_roundtrip(api, image, size):
 
 
 def test_chunked_upload(api, image):
-    data = os.urandom(3 * MiB + 11)
+    data = random_image(3 * MiB + 11)
 
     def body():
         for i in range(0, len(data), 100_000):
@@ -82,7 +81,7 @@ def test_chunked_upload(api, image):
 
 
 def test_ranges(api, image):
-    data = os.urandom(MiB)
+    data = random_image(MiB)
     upload(api, image["id"], data)
     path = f"/v2/images/{image['id']}/file"
     for header, expected, content_range in [
@@ -105,7 +104,7 @@ def test_range_forms_as_glance_reads_them(api, image):
     """werkzeug parses the header as webob does for Glance: spaces and any case; a
     request's Content-Range still selects bytes; several ranges are a 400, a malformed
     or unsatisfiable range a 416."""
-    data = os.urandom(1000)
+    data = random_image(1000)
     upload(api, image["id"], data)
     path = f"/v2/images/{image['id']}/file"
     for headers, expected, content_range in [
@@ -156,7 +155,7 @@ def test_upload_errors(api, other_api, image):
 def test_short_body_leaves_image_queued_and_no_data(stack, api, image):
     """A client that promises 4 MiB and hangs up after 1 MiB."""
     with raw_upload(stack.url, api, image["id"], 4 * MiB) as sock:
-        sock.sendall(os.urandom(MiB))
+        sock.sendall(random_image(MiB))
         time.sleep(0.5)
     wait_for(
         lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "queued",
@@ -168,7 +167,7 @@ def test_short_body_leaves_image_queued_and_no_data(stack, api, image):
 
 
 def test_concurrent_uploads_have_one_winner(api, image):
-    data = os.urandom(8 * MiB)
+    data = random_image(8 * MiB)
     results = []
 
     def attempt():
@@ -185,7 +184,7 @@ def test_concurrent_uploads_have_one_winner(api, image):
 
 
 def test_delete_removes_the_data(stack, api, image):
-    upload(api, image["id"], os.urandom(1000))
+    upload(api, image["id"], random_image(1000))
     assert (stack.datadir / image["id"]).exists()
     assert api.delete(f"/v2/images/{image['id']}").status_code == 204
     wait_for(lambda: not (stack.datadir / image["id"]).exists(), what="the data file to go")
@@ -194,13 +193,13 @@ def test_delete_removes_the_data(stack, api, image):
 
 def test_image_deleted_during_upload_is_410(stack, api, image):
     with raw_upload(stack.url, api, image["id"], 2 * MiB) as sock:
-        sock.sendall(os.urandom(MiB))
+        sock.sendall(random_image(MiB))
         wait_for(
             lambda: api.get(f"/v2/images/{image['id']}").json()["status"] == "saving",
             what="the upload to start",
         )
         assert api.delete(f"/v2/images/{image['id']}").status_code == 204
-        sock.sendall(os.urandom(MiB))
+        sock.sendall(random_image(MiB))
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
@@ -211,7 +210,7 @@ def test_image_deleted_during_upload_is_410(stack, api, image):
 def test_large_downloads_keep_the_connection_usable(api, image):
     """Past the first block the gateway splices the bytes; the connection stays in step
     for the next requests on it (keep-alive)."""
-    data = os.urandom(7 * MiB + 5)
+    data = random_image(7 * MiB + 5)
     upload(api, image["id"], data)
     for _ in range(2):
         assert api.get(f"/v2/images/{image['id']}/file").content == data
@@ -231,7 +230,7 @@ class Endless:
         return self.declared
 
     def __iter__(self):
-        block = os.urandom(MiB)
+        block = random_image(MiB)
         while self.sent < self.limit:
             self.sent += len(block)
             yield block
@@ -284,10 +283,10 @@ def test_declared_size_over_the_storage_quota_is_refused_up_front(quota_stack):
     image = api.create(name="over", disk_format="raw", container_format="bare")
     message = assert_refused_up_front(api, image["id"], Endless(100 << 30))
     assert "exceeds" in message and "user_storage_quota" in message
-    assert upload(api, image["id"], os.urandom(MiB)).status_code == 204
+    assert upload(api, image["id"], random_image(MiB)).status_code == 204
     second = api.create(name="second", disk_format="raw", container_format="bare")
     assert_refused_up_front(api, second["id"], Endless(1 << 30))  # 9 MiB left
-    assert upload(api, second["id"], os.urandom(MiB)).status_code == 204
+    assert upload(api, second["id"], random_image(MiB)).status_code == 204
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, wait_for
 from tests.integration.test_images_api import error_of
 from tests.integration.test_notifications import Listener
@@ -169,7 +169,7 @@ def test_discovery(importing, iapi):
 
 
 def test_glance_direct(importing, iapi):
-    data = os.urandom(3 * MiB + 5)
+    data = random_image(3 * MiB + 5)
     image_id = new_image(iapi)
     error_of(
         iapi.post(f"/v2/images/{image_id}/import", json={"method": {"name": "glance-direct"}}), 409
@@ -224,7 +224,7 @@ def test_stage_refusals_leave_nothing_staged(importing, iapi, web, tmp_path):
     )
     assert iapi.get(f"/v2/images/{image_id}").json()["status"] == "queued"
     error_of(
-        iapi.put(f"/v2/images/{image_id}/stage", data=os.urandom(17 * MiB), headers=OCTETS), 413
+        iapi.put(f"/v2/images/{image_id}/stage", data=random_image(17 * MiB), headers=OCTETS), 413
     )
     wait_for(lambda: not leftovers(importing, image_id), what="no staged data")
     # the same content by web-download fails its task the same way
@@ -235,7 +235,7 @@ def test_stage_refusals_leave_nothing_staged(importing, iapi, web, tmp_path):
 
 
 def test_web_download(importing, iapi, web):
-    data = os.urandom(2 * MiB + 7)
+    data = random_image(2 * MiB + 7)
     image_id = new_image(iapi)
     url = f"{web}/redirect?to={web}/data/{serve(data)}"  # a redirect to an allowed host
     assert web_import(iapi, image_id, url).status_code == 202
@@ -267,14 +267,14 @@ def test_redirect_to_a_refused_url(importing, iapi, web, target):
 @pytest.mark.parametrize("kind", ["long", "short"])
 def test_a_body_lying_about_its_size(importing, iapi, web, kind):
     image_id = new_image(iapi)
-    assert web_import(iapi, image_id, f"{web}/{kind}/{serve(os.urandom(MiB))}").status_code == 202
+    assert web_import(iapi, image_id, f"{web}/{kind}/{serve(random_image(MiB))}").status_code == 202
     assert_failed(importing, iapi, image_id)
 
 
 def test_size_cap(importing, iapi, web):
     image_id = new_image(iapi)
     assert (
-        web_import(iapi, image_id, f"{web}/data/{serve(os.urandom(17 * MiB))}").status_code == 202
+        web_import(iapi, image_id, f"{web}/data/{serve(random_image(17 * MiB))}").status_code == 202
     )
     assert_failed(importing, iapi, image_id, "exceeds")
 
@@ -296,7 +296,7 @@ def test_import_errors(importing, iapi, web):
 
 
 def test_lock_and_progress_while_importing(importing, iapi, web):
-    data = os.urandom(3 * MiB)
+    data = random_image(3 * MiB)
     image_id = new_image(iapi)
     Source.release.clear()
     try:
@@ -339,7 +339,7 @@ def test_replica_killed_mid_import(importing, iapi, web):
     Source.release.clear()
     try:
         assert (
-            web_import(iapi, image_id, f"{web}/slow/{serve(os.urandom(3 * MiB))}").status_code
+            web_import(iapi, image_id, f"{web}/slow/{serve(random_image(3 * MiB))}").status_code
             == 202
         )
         wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
@@ -356,7 +356,7 @@ def test_replica_killed_mid_import(importing, iapi, web):
     if len(store_pids(importing)) < 2:
         importing.start_service("store")
     # the image can be imported again
-    data = os.urandom(MiB)
+    data = random_image(MiB)
     assert web_import(iapi, image_id, f"{web}/data/{serve(data)}").status_code == 202
     assert settled(iapi, image_id)["checksum"] == hashlib.md5(data).hexdigest()
 
@@ -366,7 +366,7 @@ def test_image_deleted_mid_import(importing, iapi, web):
     Source.release.clear()
     try:
         assert (
-            web_import(iapi, image_id, f"{web}/slow/{serve(os.urandom(2 * MiB))}").status_code
+            web_import(iapi, image_id, f"{web}/slow/{serve(random_image(2 * MiB))}").status_code
             == 202
         )
         wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
@@ -405,7 +405,7 @@ def test_replica_killed_mid_stage(importing, iapi):
             f"Content-Length: {6 * MiB}\r\n\r\n"
         ).encode()
     )
-    sock.sendall(os.urandom(2 * MiB))
+    sock.sendall(random_image(2 * MiB))
     wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial staged data")
     writer = next(
         p
@@ -486,7 +486,7 @@ def cli(name: str, *args: str) -> str:
 
 @pytest.fixture
 def clients(importing, tmp_path):
-    data = os.urandom(MiB + 11)
+    data = random_image(MiB + 11)
     path = tmp_path / "disk.raw"
     path.write_bytes(data)
     # no identity headers: an admin of the development project (README)

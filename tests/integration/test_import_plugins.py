@@ -5,14 +5,13 @@ this stack's [import_filtering_opts] allows."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB
 from tests.integration.test_images_api import error_of
 from tests.integration.test_import import OCTETS, new_image, serve, settled, tasks_of, web
@@ -67,18 +66,18 @@ def test_unknown_plugin_warned(plugged):
 
 def test_inject_image_metadata(plugged):
     member = project_api(plugged)
-    image = glance_direct(member, new_image(member), os.urandom(4096))
+    image = glance_direct(member, new_image(member), random_image(4096))
     assert image["status"] == "active"
     assert (image["injected"], image["hw_note"]) == ("yes", "from-plugin")
     admin = project_api(plugged, roles="admin,member,reader")
-    image = glance_direct(admin, new_image(admin), os.urandom(4096))
+    image = glance_direct(admin, new_image(admin), random_image(4096))
     assert image["status"] == "active"
     assert "injected" not in image and "hw_note" not in image
 
 
 def test_image_conversion_qcow2_to_raw(plugged, tmp_path):
     raw = tmp_path / "in.raw"
-    raw.write_bytes(os.urandom(MiB) + bytes(MiB))
+    raw.write_bytes(random_image(MiB) + bytes(MiB))
     qcow2, expected = tmp_path / "in.qcow2", tmp_path / "expected.raw"
     subprocess.run(["qemu-img", "convert", "-O", "qcow2", raw, qcow2], check=True)
     subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", qcow2, expected], check=True)
@@ -99,7 +98,7 @@ def locations_url(image_id: str) -> str:
 
 
 def test_add_location(plugged, web):
-    data = os.urandom(2 * MiB + 3)
+    data = random_image(2 * MiB + 3)
     url = f"{web}/data/{serve(data)}"
     api = project_api(plugged)
     image_id = new_image(api)
@@ -126,7 +125,7 @@ def test_add_location(plugged, web):
 
 
 def test_add_location_validation_mismatch(plugged, web):
-    data = os.urandom(MiB)
+    data = random_image(MiB)
     api = project_api(plugged)
     image_id = new_image(api)
     wrong = {"os_hash_value": hashlib.sha512(b"other").hexdigest()}

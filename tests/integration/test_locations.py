@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_images_api import error_of
 from tests.stack import Stack
 
-DATA = os.urandom(3 * (1 << 20) + 5)
+DATA = random_image(3 * (1 << 20) + 5)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import wait_for
 from tests.integration.test_import import Source, serve, web  # noqa: F401 - the fixture
 from tests.integration.test_store_replicas import store_consumers, store_pids
@@ -87,7 +86,7 @@ def glance(stack, *args: str) -> str:
 
 def upload(api, store: str | None = None) -> tuple[str, bytes]:
     image_id = api.create(name="ms", disk_format="raw", container_format="bare")["id"]
-    data = os.urandom(256 * 1024)
+    data = random_image(256 * 1024)
     headers = {**OCTETS, **({"X-Image-Meta-Store": store} if store else {})}
     resp = api.put(f"/v2/images/{image_id}/file", data=data, headers=headers)
     assert resp.status_code == 204, resp.text
@@ -236,7 +235,7 @@ def test_single_store_unchanged(single):
 
 def test_glance_direct_import_into_the_store_named(multi, api):
     image_id = api.create(name="imp", disk_format="raw", container_format="bare")["id"]
-    data = os.urandom(64 * 1024)
+    data = random_image(64 * 1024)
     assert api.put(f"/v2/images/{image_id}/stage", data=data, headers=OCTETS).status_code == 204
     path = f"/v2/images/{image_id}/import"
     method = {"name": "glance-direct"}
@@ -299,7 +298,7 @@ def test_copy_image(multi, api, admin):
 
 def staged_image(api) -> tuple[str, bytes]:
     image_id = api.create(name="imp", disk_format="raw", container_format="bare")["id"]
-    data = os.urandom(64 * 1024)
+    data = random_image(64 * 1024)
     assert api.put(f"/v2/images/{image_id}/stage", data=data, headers=OCTETS).status_code == 204
     return image_id, data
 
@@ -348,7 +347,7 @@ def test_glance_direct_import_to_several_stores(multi, api):
 
 def test_web_download_to_all_stores(multi, api):
     image_id = api.create(name="web", disk_format="raw", container_format="bare")["id"]
-    data = os.urandom(96 * 1024)
+    data = random_image(96 * 1024)
     method = {"name": "web-download", "uri": f"{multi.web}/data/{serve(data)}"}
     body = {"method": method, "all_stores": True}
     assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
@@ -416,7 +415,7 @@ def test_replica_killed_mid_import_to_several_stores(multi, api):
     staging = multi.workdir / "data" / "staging"
     Source.release.clear()
     try:
-        method = {"name": "web-download", "uri": f"{multi.web}/slow/{serve(os.urandom(3 << 20))}"}
+        method = {"name": "web-download", "uri": f"{multi.web}/slow/{serve(random_image(3 << 20))}"}
         body = {"method": method, "stores": ["fast", "cheap"]}
         assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
         wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial data")
@@ -436,7 +435,7 @@ def test_replica_killed_mid_import_to_several_stores(multi, api):
     assert task["status"] == "failure"
     wait_for(lambda: not files_of(multi, image_id), what="no data left behind")
     multi.extra = [p for p in multi.extra if p.pid != writer.pid]
-    data = os.urandom(64 * 1024)
+    data = random_image(64 * 1024)
     method = {"name": "web-download", "uri": f"{multi.web}/data/{serve(data)}"}
     body = {"method": method, "stores": ["fast", "cheap"]}
     assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202

@@ -5,7 +5,6 @@ the figures (p50/p99 of ``show`` during the attack) are printed, not asserted.""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -13,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import raw_upload, wait_for
 from tests.stack import Stack
 
@@ -104,7 +103,7 @@ def test_show_answers_during_slow_header_and_stalled_upload_attack(stack, api):
     stalled = []
     for image in uploads:  # each promises 4 MiB, sends 64 KiB and stops
         sock = raw_upload(stack.url, api, image["id"], 4 * MiB)
-        sock.sendall(os.urandom(64 << 10))
+        sock.sendall(random_image(64 << 10))
         stalled.append(sock)
     slow = SlowHeaders(stack.url, SLOW_HEADERS)
     try:
@@ -154,7 +153,7 @@ def test_show_answers_during_slow_header_and_stalled_upload_attack(stack, api):
 def test_stalled_upload_is_told_408_and_can_be_retried(stack, api):
     image = api.create(name="stalls", disk_format="raw", container_format="bare")
     with raw_upload(stack.url, api, image["id"], MiB) as sock:
-        sock.sendall(os.urandom(1000))
+        sock.sendall(random_image(1000))
         sock.settimeout(UPLOAD_IDLE_TIMEOUT + 20)
         answer = _response(sock)
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]

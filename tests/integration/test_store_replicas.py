@@ -14,7 +14,7 @@ import uuid
 import psutil
 import pytest
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, raw_upload, upload, wait_for
 from tests.integration.test_images_api import error_of
 from tests.stack import Stack
@@ -71,7 +71,7 @@ def test_both_replicas_take_uploads(replicated, rapi):
     assert len(store_pids(replicated)) == 2
     for _ in range(12):
         image = rapi.create(name="spread", disk_format="raw", container_format="bare")
-        assert upload(rapi, image["id"], os.urandom(1000)).status_code == 204
+        assert upload(rapi, image["id"], random_image(1000)).status_code == 204
     received = re.findall(
         r" (\d+) INFO store:\S+ \[[^\]]*req-[^\]]+\] received image", replicated.logs()
     )
@@ -81,7 +81,7 @@ def test_both_replicas_take_uploads(replicated, rapi):
 def test_replica_killed_mid_upload(replicated, rapi):
     image = rapi.create(name="victim", disk_format="raw", container_format="bare")
     sock = raw_upload(replicated.url, rapi, image["id"], 6 * MiB)
-    sock.sendall(os.urandom(2 * MiB))
+    sock.sendall(random_image(2 * MiB))
     wait_for(
         lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")), what="the partial file"
     )
@@ -109,11 +109,11 @@ def test_replica_killed_mid_upload(replicated, rapi):
 
 def test_size_cap(replicated, rapi):
     image = rapi.create(name="big", disk_format="raw", container_format="bare")
-    assert "exceeds" in error_of(upload(rapi, image["id"], os.urandom(9 * MiB)), 413)
+    assert "exceeds" in error_of(upload(rapi, image["id"], random_image(9 * MiB)), 413)
 
     def chunked():
         for _ in range(9):
-            yield os.urandom(MiB)
+            yield random_image(MiB)
 
     error_of(upload(rapi, image["id"], chunked()), 413)  # no size declared: caught en route
     assert rapi.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
@@ -122,10 +122,10 @@ def test_size_cap(replicated, rapi):
 
 def test_storage_quota(replicated, rapi):
     first = rapi.create(name="q1", disk_format="raw", container_format="bare")
-    assert upload(rapi, first["id"], os.urandom(7 * MiB)).status_code == 204
+    assert upload(rapi, first["id"], random_image(7 * MiB)).status_code == 204
     second = rapi.create(name="q2", disk_format="raw", container_format="bare")
-    error_of(upload(rapi, second["id"], os.urandom(7 * MiB)), 413)  # 14 MiB > 12 MB
-    assert upload(rapi, second["id"], os.urandom(4 * MiB)).status_code == 204
+    error_of(upload(rapi, second["id"], random_image(7 * MiB)), 413)  # 14 MiB > 12 MB
+    assert upload(rapi, second["id"], random_image(4 * MiB)).status_code == 204
 
 
 def _aged(path, data: bytes = b"orphan"):
@@ -137,7 +137,7 @@ def _aged(path, data: bytes = b"orphan"):
 
 def test_sweep_removes_orphans_keeps_owned_data(replicated, rapi):
     kept = rapi.create(name="kept", disk_format="raw", container_format="bare")
-    assert upload(rapi, kept["id"], os.urandom(1000)).status_code == 204
+    assert upload(rapi, kept["id"], random_image(1000)).status_code == 204
     os.utime(replicated.datadir / kept["id"], (time.time() - 60,) * 2)
     queued = rapi.create(name="leftover", disk_format="raw", container_format="bare")
     orphans = [

@@ -9,7 +9,7 @@ import os
 import pytest
 from swiftclient.client import Connection
 
-from tests.conftest import Api
+from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, upload, wait_for
 from tests.stack import Stack
 
@@ -61,7 +61,7 @@ def objects(swift):
 def test_swift_roundtrip(swift_stack, objects, size):
     api = Api(swift_stack.url, project=f"sw-{os.urandom(4).hex()}")
     image = api.create(name="in-swift", disk_format="raw", container_format="bare")
-    data = os.urandom(size)
+    data = random_image(size)
     resp = upload(api, image["id"], data)
     assert resp.status_code == 204, resp.text
     shown = api.get(f"/v2/images/{image['id']}").json()
@@ -83,9 +83,11 @@ def test_swift_roundtrip(swift_stack, objects, size):
 def test_failed_swift_upload_leaves_no_segments(swift_stack, objects):
     api = Api(swift_stack.url, project=f"sw-{os.urandom(4).hex()}")
     image = api.create(name="short", disk_format="raw", container_format="bare")
-    resp = upload(api, image["id"], os.urandom(3 * MiB), **{"x-openstack-image-size": str(3 * MiB)})
+    resp = upload(
+        api, image["id"], random_image(3 * MiB), **{"x-openstack-image-size": str(3 * MiB)}
+    )
     assert resp.status_code == 204
     other = api.create(name="liar", disk_format="qcow2", container_format="bare")
-    assert upload(api, other["id"], os.urandom(3 * MiB)).status_code == 415
+    assert upload(api, other["id"], random_image(3 * MiB)).status_code == 415
     wait_for(lambda: objects(other["id"]) == [], what="no segments left")
     assert api.get(f"/v2/images/{other['id']}").json()["status"] == "queued"

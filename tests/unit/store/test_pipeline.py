@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import io
-import os
 
 import eventlet
 import greenlet
@@ -15,6 +14,7 @@ import pytest
 from services.store import pipeline as pipeline_module
 from services.store.backends.base import ImageTooLarge, SizeMismatch
 from services.store.pipeline import UploadPipeline
+from tests.conftest import random_image
 
 MiB = 1 << 20
 
@@ -43,7 +43,7 @@ def consume(pipeline: UploadPipeline, slow: bool = False) -> bytes:
 
 @pytest.mark.parametrize("size", [0, 1, MiB, 4 * MiB, 4 * MiB + 1, 37 * MiB + 5])
 def test_bytes_and_both_hashes_are_exact(size):
-    data = os.urandom(size)
+    data = random_image(size)
     pipeline = UploadPipeline(readinto_of(data), size, 1 << 40, "sha512", "raw")
     assert consume(pipeline) == data
     assert pipeline.result() == {
@@ -59,7 +59,7 @@ def test_bytes_and_both_hashes_are_exact(size):
 def test_reused_buffers_never_mix_chunks(slow, monkeypatch):
     # small buffers and a trickling sender: many turns of the ring, partly filled chunks
     monkeypatch.setattr(pipeline_module, "CHUNK", 64 << 10)
-    data = os.urandom(5 * MiB + 3)
+    data = random_image(5 * MiB + 3)
     pipeline = UploadPipeline(readinto_of(data, trickle=50_000), None, 1 << 40, "sha256", None)
     assert consume(pipeline, slow=slow) == data
     assert pipeline.result()["os_hash_value"] == hashlib.sha256(data).hexdigest()
@@ -79,7 +79,7 @@ def test_more_than_declared_is_a_size_mismatch():
 
 
 def test_over_the_cap_stops_as_the_bytes_arrive():
-    data = os.urandom(9 * MiB)
+    data = random_image(9 * MiB)
     pipeline = UploadPipeline(readinto_of(data), None, 5 * MiB, "sha512", None)
     with pytest.raises(ImageTooLarge):
         consume(pipeline)
@@ -107,7 +107,7 @@ def _live_greenthreads() -> int:
 
 
 def test_a_backend_that_stops_early_leaves_no_reader_or_hash_lane_behind():
-    data = os.urandom(20 * MiB)
+    data = random_image(20 * MiB)
     before = _live_greenthreads()
     pipeline = UploadPipeline(readinto_of(data), len(data), 1 << 40, "sha512", None)
     chunks = pipeline.chunks()
