@@ -278,6 +278,14 @@ def download(image_id):
         raise Forbidden(
             "The requested image has been deactivated. Image data download is forbidden."
         )
+    return send_image_data(image_id, image)
+
+
+def send_image_data(image_id: str, image: dict):
+    """Answer a download of ``image``, the record the registry's ``get_image`` returned
+    for ``download_image`` (so the caller may download it): from the node's cache or a
+    store replica, honouring a ``Range``; 204 when it has no data. v1's GET calls this
+    with the record it has already read, so a download asks the registry once."""
     if (
         image["status"] not in ("active", "deactivated")
         or not image["locations"]

@@ -175,7 +175,7 @@ def show(image_id):
     # v1 always sends the whole image: a Range header is not v1's to honour
     for key in ("HTTP_RANGE", "HTTP_CONTENT_RANGE"):
         request.environ.pop(key, None)
-    response = image_data.download(image_id)
+    response = image_data.send_image_data(image_id, record)
     response.headers.update(headers)
     return response
 

@@ -13,7 +13,7 @@ import pytest
 from services.api.app import create_app
 from services.api.v1_meta import Base64Reader, ChecksumReader, meta_from_headers
 from services.common.config import load_config
-from services.common.errors import BadRequest
+from services.common.errors import BadRequest, StoreUnavailable
 
 
 class ListRpc:
@@ -64,6 +64,47 @@ def test_v1_off_is_a_404_and_not_listed(tmp_path):
     versions = api.get("/versions").get_json()["versions"]
     assert not [v for v in versions if v["id"].startswith("v1")]
     assert api.get("/").status_code == 300
+
+
+class DownloadRpc:
+    """Answers ``get_image`` with an active image and refuses ``open_download`` (the
+    store is out of reach); keeps the calls it was sent."""
+
+    def __init__(self):
+        self.calls = []
+
+    def call(self, service, method, ctx, *args, **kwargs):
+        self.calls.append((service, method, *args))
+        if method == "get_image":
+            return {
+                "id": args[0],
+                "name": "cirros",
+                "status": "active",
+                "container_format": "bare",
+                "disk_format": "raw",
+                "size": 3,
+                "virtual_size": None,
+                "checksum": None,
+                "min_ram": 0,
+                "min_disk": 0,
+                "owner": "project",
+                "visibility": "private",
+                "protected": False,
+                "created_at": "2026-01-31T12:00:00Z",
+                "updated_at": "2026-01-31T12:00:00Z",
+                "properties": {},
+                "locations": [{"url": "file:///images/x", "metadata": {}}],
+            }
+        assert (service, method) == ("store", "open_download")
+        raise StoreUnavailable("The store is out of reach.")
+
+
+def test_v1_download_asks_the_registry_once(tmp_path):
+    rpc = DownloadRpc()
+    resp = client(tmp_path, rpc).get("/v1/images/some-id")
+    assert resp.status_code == 503
+    assert [c[:2] for c in rpc.calls] == [("registry", "get_image"), ("store", "open_download")]
+    assert rpc.calls[0][2:] == ("some-id", "download_image")
 
 
 def test_meta_from_headers():
