@@ -35,15 +35,19 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from oslo_config import cfg
+
 from services.api.rpc_client import RpcConnection
 from services.common.broker import BrokerSettings
 from services.common.config import (
+    build_config,
     data_dir,
     database_url,
     filesystem_store_datadir,
     image_cache_dir,
     image_cache_settings,
     load_config,
+    package_version,
 )
 from services.common.config_check import CHECKED_ENV, log_config_warnings
 from services.common.dev_auth import check_dev_auth_bind
@@ -60,6 +64,16 @@ PR_SET_PDEATHSIG = 1
 #: ``--cluster``: processes of each kind (and one cache service beside each gateway),
 #: as docker-compose.yml runs them
 CLUSTER = {"registry": 2, "store": 3, "api": 2}
+#: tessera-run's own flag (``--nocluster``, oslo.config's inverse, turns it off again);
+#: every other argument is oslo.config's and is passed on to each child
+CLUSTER_FLAG = cfg.BoolOpt(
+    "cluster",
+    default=False,
+    help="Run docker-compose.yml's topology as local processes: 2 registries, 3 store "
+    "replicas, 2 gateways on bind_port and bind_port + 1 (each with a cache service), "
+    "on a database every registry shares ([database] connection, else the local "
+    "MariaDB's tessera_cluster). As `make run-cluster`.",
+)
 #: ``--cluster`` without a ``[database] connection``: the local MariaDB (make test's)
 CLUSTER_DATABASE = "mysql://root@127.0.0.1:3306/tessera_cluster?charset=utf8mb4"
 #: The order of a stop (see the docstring) and each step's grace in seconds.
@@ -221,10 +235,33 @@ def _hide_password(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
+def _show_help(argv: list[str]) -> None:
+    """``-h``/``--help``: oslo.config's help for the options every service takes, with
+    tessera-run's own ``--cluster`` among them (load_config, shared by every command,
+    does not know it). Parsing prints the help and exits."""
+    conf = build_config()
+    conf.register_cli_opt(CLUSTER_FLAG)
+    conf(
+        args=argv,
+        prog="tessera-run",
+        version=package_version(),
+        default_config_files=[],
+        default_config_dirs=[],
+    )
+
+
+def own_arguments(argv: list[str]) -> tuple[bool, list[str]]:
+    """(``--cluster`` given, the arguments for oslo.config and the children): the last
+    of ``--cluster`` / ``--nocluster`` wins, as oslo.config reads a flag."""
+    if "-h" in argv or "--help" in argv:
+        _show_help(argv)
+    flags = {"--cluster": True, "--nocluster": False}
+    given = [flags[a] for a in argv if a in flags]
+    return bool(given and given[-1]), [a for a in argv if a not in flags]
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cluster = "--cluster" in argv
-    argv = [a for a in argv if a != "--cluster"]
+    cluster, argv = own_arguments(list(sys.argv[1:] if argv is None else argv))
     if not any(a.startswith(("--config-file", "--config-dir")) for a in argv):
         # the embedded defaults (`make run`): the image cache on, under data_dir/cache
         os.environ.setdefault("OS_CACHE__ENABLED", "true")
