@@ -21,6 +21,7 @@ from services.common.context import RequestContext
 from services.common.errors import BadRequest, Conflict, NotFound
 from services.common.states import TASK_STATUSES, check_task_transition
 from services.registry.models import Task, utcnow
+from services.registry.sorting import sort_order
 from services.registry.views import isotime
 
 TASK_TYPES = ("import", "api_image_import", "location_import")
@@ -179,12 +180,7 @@ def get_task(session: Session, ctx: RequestContext, task_id: str) -> Task:
 def list_tasks(session: Session, ctx: RequestContext, conf, query: dict) -> tuple[list[Task], bool]:
     """A page of tasks (Glance's filters ``status`` and ``type``, ``sort_key``,
     ``sort_dir``, ``limit``, ``marker``); the page and whether a next one may follow."""
-    sort_key = query.get("sort_key") or "created_at"
-    sort_dir = query.get("sort_dir") or "desc"
-    if sort_key not in SORT_KEYS:
-        raise BadRequest(f"Invalid sort key: {sort_key}")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort direction: {sort_dir}")
+    sort_key, sort_dir = sort_order(query, SORT_KEYS)
     status, task_type = query.get("status"), query.get("type")
     if status and status not in TASK_STATUSES:
         raise BadRequest(f"Invalid status value: {status}")

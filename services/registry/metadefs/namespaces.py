@@ -18,6 +18,7 @@ from services.registry.metadefs.models import (
     MetadefResourceType,
 )
 from services.registry.metadefs.records import namespace_record
+from services.registry.sorting import sort_order
 
 SORT_KEYS = (
     "namespace",
@@ -109,12 +110,7 @@ def list_namespaces(session: Session, ctx: RequestContext, query: dict) -> dict:
     (Glance ships ~40 namespaces), so the page is cut here rather than in SQL."""
     authorize(ctx, "get_metadef_namespaces")
     authorize(ctx, "list_metadef_resource_types")
-    sort_key = query.get("sort_key") or "created_at"
-    sort_dir = query.get("sort_dir") or "desc"
-    if sort_key not in SORT_KEYS:
-        raise BadRequest(f"Invalid sort key: {sort_key}")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort direction: {sort_dir}")
+    sort_key, sort_dir = sort_order(query, SORT_KEYS)
     stmt = select(MetadefNamespace)
     if not ctx.is_admin:
         public = MetadefNamespace.visibility == "public"
