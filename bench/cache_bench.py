@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,14 +32,20 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import glance_anchor  # noqa: E402
-from harness import free_port, result_path  # noqa: E402
-
-from tests.stack import Stack  # noqa: E402
+from harness import (  # noqa: E402
+    GLANCE_ADMIN,
+    TESSERA_ADMIN,
+    cell,
+    create_image,
+    figure_table,
+    free_port,
+    glance_stack,
+    request,
+    tessera_stack,
+    write_results,
+)
 
 MiB = 1 << 20
-TESSERA = {"X-Project-Id": "bench", "X-User-Id": "bench", "X-Roles": "admin"}
-GLANCE = {**glance_anchor.HEADERS, "X-Roles": "admin,member,reader"}
 
 
 def mbps(nbytes: int, seconds: float) -> float:
@@ -67,31 +71,8 @@ def download(url: str, path: str, headers: dict) -> tuple[int, float]:
         conn.close()
 
 
-def request(url: str, method: str, path: str, headers: dict, body=None, length=None):
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=300, blocksize=MiB)
-    try:
-        hdrs = dict(headers)
-        if length is not None:
-            hdrs["Content-Length"] = str(length)
-        conn.request(method, path, body=body, headers=hdrs)
-        resp = conn.getresponse()
-        data = resp.read()
-        if resp.status >= 300:
-            raise RuntimeError(f"{method} {path}: {resp.status} {data[:500]!r}")
-        return json.loads(data) if data else None
-    finally:
-        conn.close()
-
-
 def upload_image(url: str, headers: dict, size_mib: int) -> str:
-    image = request(
-        url,
-        "POST",
-        "/v2/images",
-        {**headers, "Content-Type": "application/json"},
-        json.dumps({"name": "cache-bench", "disk_format": "raw", "container_format": "bare"}),
-    )
+    image = create_image(url, headers, "cache-bench")
     block = os.urandom(MiB)
     request(
         url,
@@ -197,29 +178,14 @@ def main() -> int:
     results["loopback_limit_MBps"] = loopback_limit(args.size_mib, 3)
     print(f"# loopback HTTP limit: {results['loopback_limit_MBps']} MB/s", flush=True)
     if "tessera" in servers:
-        with tempfile.TemporaryDirectory(prefix="tessera-cache-bench-") as workdir:
-            stack = Stack(
-                Path(workdir),
-                workers=2,
-                threads=16,
-                image_cache_dir=Path(workdir) / "cache",
-                image_cache_max_size=4 * args.size_mib * MiB,
+        with tessera_stack(workers=2, threads=16, cache_max_size=4 * args.size_mib * MiB) as stack:
+            results["tessera"] = measure(
+                stack.url, stack.process.pid, TESSERA_ADMIN, args.size_mib, args.reps
             )
-            try:
-                stack.start()
-                results["tessera"] = measure(
-                    stack.url, stack.process.pid, TESSERA, args.size_mib, args.reps
-                )
-            finally:
-                stack.cleanup()
         print(f"# tessera: {results['tessera']}", flush=True)
     if "glance" in servers:
-        with tempfile.TemporaryDirectory(prefix="glance-cache-bench-") as workdir:
-            url, pid = glance_anchor.start(free_port(), workdir, cache=True)
-            try:
-                results["glance"] = measure(url, pid, GLANCE, args.size_mib, args.reps)
-            finally:
-                glance_anchor.stop()
+        with glance_stack(cache=True) as (url, pid):
+            results["glance"] = measure(url, pid, GLANCE_ADMIN, args.size_mib, args.reps)
         print(f"# glance: {results['glance']}", flush=True)
     limit = results["loopback_limit_MBps"]
     rows = [("loopback HTTP limit (MB/s)", limit, limit)]
@@ -230,15 +196,8 @@ def main() -> int:
         ("RSS before (MiB)", "rss_before_MiB"),
         ("RSS after (MiB)", "rss_after_MiB"),
     ):
-        rows.append(
-            (
-                figure,
-                results.get("tessera", {}).get(key, "-"),
-                results.get("glance", {}).get(key, "-"),
-            )
-        )
-    table = [f"{'figure':34} {'Tessera':>10} {'Glance 33':>10}"]
-    table += [f"{name:34} {t!s:>10} {g!s:>10}" for name, t, g in rows]
+        rows.append((figure, cell(results, "tessera", key), cell(results, "glance", key)))
+    table = figure_table(rows, width=34)
     if "tessera" in results:
         hit = results["tessera"]["hit_median_MBps"]
         table.append(f"Tessera cache hit / loopback limit: {hit / limit:.0%}")
@@ -247,11 +206,7 @@ def main() -> int:
                 f"Tessera cache hit / Glance cache hit: "
                 f"{hit / results['glance']['hit_median_MBps']:.2f}x"
             )
-    results["table"] = table
-    print("\n".join(table))
-    out = result_path("cache")
-    out.write_text(json.dumps(results, indent=2))
-    print(f"# results: {out}")
+    write_results("cache", results, table)
     return 0
 
 

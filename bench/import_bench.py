@@ -38,12 +38,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import glance_anchor  # noqa: E402
-from cache_bench import GLANCE, TESSERA, request  # noqa: E402
-from harness import check_free_space, free_port, result_path  # noqa: E402
+from harness import (  # noqa: E402
+    GLANCE_ADMIN,
+    TESSERA_ADMIN,
+    cell,
+    check_free_space,
+    create_image,
+    figure_table,
+    free_port,
+    glance_stack,
+    request,
+    tessera_stack,
+    write_results,
+)
 from memory import TreeSampler  # noqa: E402
-
-from tests.stack import Stack  # noqa: E402
 
 MiB = 1 << 20
 
@@ -111,13 +119,7 @@ def start_sender(directory: Path) -> tuple[subprocess.Popen, int]:
 
 def import_once(url: str, headers: dict, source: str, size: int, timeout: float) -> float:
     """One web-download import into a new image; seconds from the POST to ``active``."""
-    image = request(
-        url,
-        "POST",
-        "/v2/images",
-        {**headers, "Content-Type": "application/json"},
-        json.dumps({"name": "import-bench", "disk_format": "raw", "container_format": "bare"}),
-    )
+    image = create_image(url, headers, "import-bench")
     path = f"/v2/images/{image['id']}"
     body = json.dumps({"method": {"name": "web-download", "uri": source}})
     started = time.perf_counter()
@@ -214,44 +216,22 @@ def main() -> int:
     }
     try:
         if "tessera" in servers:
-            with tempfile.TemporaryDirectory(prefix="tessera-import-bench-") as tmp:
-                stack = Stack(
-                    Path(tmp),
-                    workers=2,
-                    threads=16,
-                    sections={
-                        "import_filtering_opts": {
-                            "allowed_hosts": "127.0.0.1",
-                            "allowed_ports": port,
-                        }
-                    },
+            allowed = {"allowed_hosts": "127.0.0.1", "allowed_ports": port}
+            with tessera_stack(
+                workers=2, threads=16, sections={"import_filtering_opts": allowed}
+            ) as stack:
+                print(f"# tessera on {stack.url}", flush=True)
+                results["tessera"] = measure(
+                    stack.url, stack.process.pid, TESSERA_ADMIN, uri, size, args.reps, True
                 )
-                try:
-                    stack.start()
-                    print(f"# tessera on {stack.url}", flush=True)
-                    results["tessera"] = measure(
-                        stack.url, stack.process.pid, TESSERA, uri, size, args.reps, True
-                    )
-                finally:
-                    stack.cleanup()
         if "glance" in servers:
-            with tempfile.TemporaryDirectory(prefix="glance-import-bench-") as tmp:
-                url, pid = glance_anchor.start(free_port(), tmp, web_download_port=port)
+            with glance_stack(web_download_port=port) as (url, pid):
                 print(f"# glance 33 on {url}", flush=True)
-                try:
-                    results["glance"] = measure(url, pid, GLANCE, uri, size, args.reps, False)
-                finally:
-                    glance_anchor.stop()
+                results["glance"] = measure(url, pid, GLANCE_ADMIN, uri, size, args.reps, False)
     finally:
         sender.terminate()
         sender.wait()
     results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    def cell(side: str, *keys) -> str:
-        value = results.get(side, {})
-        for key in keys:
-            value = value.get(key, {}) if isinstance(value, dict) else "-"
-        return "-" if value == {} else str(value)
 
     rows = [
         ("import to active, median (s)", ("median_s",)),
@@ -263,8 +243,10 @@ def main() -> int:
         ("whole tree RSS peak (MiB)", ("tree_rss_peak_MiB",)),
         ("whole tree RSS after (MiB)", ("tree_rss_after_MiB",)),
     ]
-    table = [f"{'figure':32} {'Tessera':>10} {'Glance 33':>10}"]
-    table += [f"{name:32} {cell('tessera', *k):>10} {cell('glance', *k):>10}" for name, k in rows]
+    table = figure_table(
+        [(name, cell(results, "tessera", *k), cell(results, "glance", *k)) for name, k in rows],
+        width=32,
+    )
     if "tessera" in results and "glance" in results:
         ratio = results["tessera"]["median_s"] / results["glance"]["median_s"]
         results["time_ratio_tessera_over_glance"] = round(ratio, 3)
@@ -272,11 +254,7 @@ def main() -> int:
     table.append(
         f"load average (1/5/15 min): start {results['loadavg_start']}, end {results['loadavg_end']}"
     )
-    results["table"] = table
-    print("\n".join(table))
-    out = result_path("import")
-    out.write_text(json.dumps(results, indent=2))
-    print(f"# results: {out}")
+    write_results("import", results, table)
     return 0
 
 

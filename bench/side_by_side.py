@@ -50,7 +50,7 @@ from harness import (  # noqa: E402
     ROOT,
     TESSERA_HEADERS,
     check_free_space,
-    free_port,
+    glance_stack,
     result_path,
     run_client,
     tessera_stack,
@@ -72,11 +72,8 @@ def tessera_server(args) -> Iterator[tuple[str, int, list[str]]]:
 
 @contextmanager
 def glance_server(args, workdir: Path) -> Iterator[tuple[str, int, list[str]]]:
-    url, pid = glance_anchor.start(free_port(), workdir / "glance", args.glance_venv)
-    try:
+    with glance_stack(workdir / "glance", venv=args.glance_venv) as (url, pid):
         yield url, pid, glance_anchor.CLIENT_HEADERS
-    finally:
-        glance_anchor.stop()
 
 
 def phase_groups(phases: list[str]) -> list[list[str]]:
