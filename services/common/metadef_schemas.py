@@ -84,14 +84,13 @@ def _schema(name: str, properties: dict, required: list | None, definitions=None
     return raw
 
 
-def _collection(name: str, item: dict) -> dict:
-    """A Glance ``CollectionSchema.raw()``: the item's definitions move to the top."""
-    item = copy.deepcopy(item)
-    definitions = item.pop("definitions", None)
+def _paged(name: str, members: dict, definitions: dict | None) -> dict:
+    """A Glance ``CollectionSchema.raw()``: ``members`` under ``name``, the paging links,
+    and the members' definitions at the top."""
     raw = {
         "name": name,
         "properties": {
-            name: {"type": "array", "items": item},
+            name: members,
             "first": {"type": "string"},
             "next": {"type": "string"},
             "schema": {"type": "string"},
@@ -105,6 +104,13 @@ def _collection(name: str, item: dict) -> dict:
     if definitions:
         raw["definitions"] = definitions
     return raw
+
+
+def _collection(name: str, item: dict) -> dict:
+    """A list of ``item`` documents (the item's definitions move to the top)."""
+    item = copy.deepcopy(item)
+    definitions = item.pop("definitions", None)
+    return _paged(name, {"type": "array", "items": item}, definitions)
 
 
 def namespace_schema() -> dict:
@@ -193,23 +199,10 @@ def property_schema(require_name: bool = True) -> dict:
 
 
 def properties_schema() -> dict:
+    """Glance's ``properties`` collection: a map of definitions by name, not a list."""
     item = property_schema(require_name=False)
     definitions = item.pop("definitions")
-    return {
-        "name": "properties",
-        "properties": {
-            "properties": {"type": "object", "additionalProperties": item},
-            "first": {"type": "string"},
-            "next": {"type": "string"},
-            "schema": {"type": "string"},
-        },
-        "links": [
-            {"rel": "first", "href": "{first}"},
-            {"rel": "next", "href": "{next}"},
-            {"rel": "describedby", "href": "{schema}"},
-        ],
-        "definitions": definitions,
-    }
+    return _paged("properties", {"type": "object", "additionalProperties": item}, definitions)
 
 
 def resource_type_schema() -> dict:

@@ -45,9 +45,38 @@ def delete_all(session: Session, ns: MetadefNamespace, kind: str) -> None:
     session.execute(delete(model).where(model.namespace_id == ns.id))
 
 
-def _protected(ns: MetadefNamespace, what: str, name: str) -> None:
+def _found(row, missing: str):
+    """``row``, or 404 with Glance's message ``missing`` when there is none."""
+    if row is None:
+        raise NotFound(missing)
+    return row
+
+
+def _name_free(session: Session, model, ns: MetadefNamespace, name: str, what: str) -> None:
+    """409 when a ``model`` row (a property or object: ``what``) named ``name`` is in ``ns``."""
+    if _by_name(session, model, ns, name) is not None:
+        raise Duplicate(
+            f"A metadata definition {what} with name={name} already exists in "
+            f"namespace={ns.namespace}."
+        )
+
+
+def _rename_free(session: Session, ns: MetadefNamespace, row, new_name: str, what: str) -> None:
+    """409 when renaming ``row`` (a property or object: ``what``) would take another's name."""
+    if new_name != row.name and _by_name(session, type(row), ns, new_name) is not None:
+        raise Duplicate(
+            f"Invalid update. It would result in a duplicate metadata definition {what} "
+            f"with the same name={new_name} in namespace={ns.namespace}."
+        )
+
+
+def _delete_unprotected(session: Session, ns: MetadefNamespace, row, what: str, name: str):
+    """Delete ``row`` (403 when ``ns`` is protected, Glance's message naming ``what``
+    ``name``) and answer it."""
     if ns.protected:
         raise Forbidden(f"Metadata definition {what} {name} is protected and cannot be deleted.")
+    session.delete(row)
+    return row
 
 
 # --- properties
@@ -63,24 +92,13 @@ def property_map(session: Session, ns: MetadefNamespace) -> dict:
 
 
 def get_property(session: Session, ns: MetadefNamespace, name: str) -> MetadefProperty:
-    prop = _by_name(session, MetadefProperty, ns, name)
-    if prop is None:
-        raise NotFound(f"Could not find property {name}")
-    return prop
-
-
-def _duplicate_property(ns, name) -> Duplicate:
-    return Duplicate(
-        f"A metadata definition property with name={name} already exists in "
-        f"namespace={ns.namespace}."
-    )
+    return _found(_by_name(session, MetadefProperty, ns, name), f"Could not find property {name}")
 
 
 def add_property(session: Session, ns: MetadefNamespace, definition: dict) -> dict:
     """``definition`` is normalised (services/common/metadef_schemas.property_type)."""
     name = definition["name"]
-    if _by_name(session, MetadefProperty, ns, name) is not None:
-        raise _duplicate_property(ns, name)
+    _name_free(session, MetadefProperty, ns, name, "property")
     schema = {k: v for k, v in definition.items() if k != "name"}
     prop = MetadefProperty(namespace_id=ns.id, name=name, json_schema=_dumps(schema))
     session.add(prop)
@@ -91,11 +109,7 @@ def add_property(session: Session, ns: MetadefNamespace, definition: dict) -> di
 def update_property(session: Session, ns: MetadefNamespace, name: str, definition: dict) -> dict:
     prop = get_property(session, ns, name)
     new_name = definition["name"]
-    if new_name != prop.name and _by_name(session, MetadefProperty, ns, new_name) is not None:
-        raise Duplicate(
-            "Invalid update. It would result in a duplicate metadata definition property "
-            f"with the same name={new_name} in namespace={ns.namespace}."
-        )
+    _rename_free(session, ns, prop, new_name, "property")
     prop.name = new_name
     prop.json_schema = _dumps({k: v for k, v in definition.items() if k != "name"})
     session.flush()
@@ -104,9 +118,7 @@ def update_property(session: Session, ns: MetadefNamespace, name: str, definitio
 
 def remove_property(session: Session, ns: MetadefNamespace, name: str) -> dict:
     prop = get_property(session, ns, name)
-    _protected(ns, "property", name)
-    session.delete(prop)
-    return property_record(prop)
+    return property_record(_delete_unprotected(session, ns, prop, "property", name))
 
 
 # --- objects
@@ -123,9 +135,7 @@ def object_records(session: Session, ns: MetadefNamespace) -> list[dict]:
 
 def get_object(session: Session, ns: MetadefNamespace, name: str) -> MetadefObject:
     obj = _by_name(session, MetadefObject, ns, name)
-    if obj is None:
-        raise NotFound(f"Could not find metadata object {name}")
-    return obj
+    return _found(obj, f"Could not find metadata object {name}")
 
 
 def _object_columns(body: dict) -> dict:
@@ -140,12 +150,7 @@ def _object_columns(body: dict) -> dict:
 
 def add_object(session: Session, ns: MetadefNamespace, body: dict) -> dict:
     """The new object, as Glance answers a create: what was sent, and the times."""
-    name = body["name"]
-    if _by_name(session, MetadefObject, ns, name) is not None:
-        raise Duplicate(
-            f"A metadata definition object with name={name} already exists in "
-            f"namespace={ns.namespace}."
-        )
+    _name_free(session, MetadefObject, ns, body["name"], "object")
     obj = MetadefObject(namespace_id=ns.id, **_object_columns(body))
     session.add(obj)
     session.flush()
@@ -158,12 +163,7 @@ def add_object(session: Session, ns: MetadefNamespace, body: dict) -> dict:
 
 def update_object(session: Session, ns: MetadefNamespace, name: str, body: dict) -> dict:
     obj = get_object(session, ns, name)
-    new_name = body["name"]
-    if new_name != obj.name and _by_name(session, MetadefObject, ns, new_name) is not None:
-        raise Duplicate(
-            "Invalid update. It would result in a duplicate metadata definition object with "
-            f"the same name={new_name} in namespace={ns.namespace}."
-        )
+    _rename_free(session, ns, obj, body["name"], "object")
     for key, value in _object_columns(body).items():
         setattr(obj, key, value)
     session.flush()
@@ -172,9 +172,7 @@ def update_object(session: Session, ns: MetadefNamespace, name: str, body: dict)
 
 def remove_object(session: Session, ns: MetadefNamespace, name: str) -> dict:
     obj = get_object(session, ns, name)
-    _protected(ns, "object", name)
-    session.delete(obj)
-    return object_record(obj)
+    return object_record(_delete_unprotected(session, ns, obj, "object", name))
 
 
 # --- tags
@@ -194,10 +192,7 @@ def _check_tag_name(name) -> str:
 
 
 def get_tag(session: Session, ns: MetadefNamespace, name: str) -> MetadefTag:
-    tag = _by_name(session, MetadefTag, ns, name)
-    if tag is None:
-        raise NotFound(f"Could not find metadata tag {name}")
-    return tag
+    return _found(_by_name(session, MetadefTag, ns, name), f"Could not find metadata tag {name}")
 
 
 def _tag_taken(session: Session, ns: MetadefNamespace, name: str) -> bool:
@@ -268,9 +263,7 @@ def rename_tag(session: Session, ns: MetadefNamespace, name: str, new_name: str)
 
 def remove_tag(session: Session, ns: MetadefNamespace, name: str) -> dict:
     tag = get_tag(session, ns, name)
-    _protected(ns, "tag", name)
-    session.delete(tag)
-    return tag_record(tag)
+    return tag_record(_delete_unprotected(session, ns, tag, "tag", name))
 
 
 # --- resource types and associations
@@ -345,14 +338,8 @@ def associate(session: Session, ns: MetadefNamespace, body: dict) -> dict:
 def dissociate(session: Session, ns: MetadefNamespace, name: str) -> dict:
     rt = resource_type(session, name)
     link = session.get(MetadefNamespaceResourceType, (rt.id, ns.id)) if rt else None
-    if link is None:
-        raise NotFound(f"Failed to find resource type {name} to delete")
-    if ns.protected:
-        raise Forbidden(
-            f"Metadata definition resource-type-association {name} is protected and "
-            "cannot be deleted."
-        )
-    session.delete(link)
+    _found(link, f"Failed to find resource type {name} to delete")
+    _delete_unprotected(session, ns, link, "resource-type-association", name)
     return association_record(
         name, link.prefix, link.properties_target, link.created_at, link.updated_at
     )

@@ -13,6 +13,13 @@ from services.registry.metadefs import namespaces as ns_api
 from services.registry.metadefs.namespaces import find_authorized, ns_missing
 from services.registry.metadefs.records import object_record, property_record, tag_record
 
+#: Glance's notification payload for a write to each kind of content, by event prefix.
+_CONTENT_PAYLOADS = {
+    "metadef_property": events.metadef_property,
+    "metadef_object": events.metadef_object,
+    "metadef_tag": events.tag,
+}
+
 
 def checked_namespace(body) -> dict:
     schemas.validate("namespace", body)
@@ -86,6 +93,34 @@ class MetadefEntrypoints:
             record = ns_api.delete_contents(session, self.context, namespace, kind)
         self._notify_metadefs((f"metadef_namespace.delete_{kind}", events.namespace(record)))
 
+    # --- finding the namespace of a call on what it holds
+
+    def _namespace(self, session, namespace: str, action: str):
+        """The namespace of a resource-type, property or tag call, found and authorized for
+        ``action``; one that does not exist or that the caller may not see is Glance's
+        "Namespace ... not found" there."""
+        return find_authorized(session, self.context, namespace, action, ns_missing(namespace))
+
+    def _object_namespace(self, session, namespace: str, action: str):
+        """As ``_namespace``, for an object call: there Glance words a namespace that does not
+        exist apart ("Metadata definition namespace=... was not found.")."""
+        return find_authorized(
+            session, self.context, namespace, action, None, ns_missing(namespace)
+        )
+
+    def _write_content(self, event: str, namespace: str, action: str, write, *args, old_name=None):
+        """``write(session, ns, *args)`` in one transaction, on the namespace found for
+        ``action``; after the commit, Glance's notification ``event`` (``metadef_property``,
+        ``metadef_object`` or ``metadef_tag``, then ``.create|update|delete``) of the record
+        written, which is answered. ``old_name``: the name before an update."""
+        kind, verb = event.split(".")
+        find = self._object_namespace if kind == "metadef_object" else self._namespace
+        with self.db.begin() as session:
+            record = write(session, find(session, namespace, action), *args)
+        payload = _CONTENT_PAYLOADS[kind](namespace, record, old_name, deleted=verb == "delete")
+        self._notify_metadefs((event, payload))
+        return record
+
     # --- resource types
 
     @rpc
@@ -97,13 +132,7 @@ class MetadefEntrypoints:
     @rpc
     def list_metadef_associations(self, namespace: str) -> list:
         with self.db.begin() as session:
-            ns = find_authorized(
-                session,
-                self.context,
-                namespace,
-                "list_metadef_resource_types",
-                ns_missing(namespace),
-            )
+            ns = self._namespace(session, namespace, "list_metadef_resource_types")
             if not self.context.may("get_metadef_resource_type", ns_api.target(ns, self.context)):
                 return []
             return contents.association_records(session, ns)
@@ -112,13 +141,7 @@ class MetadefEntrypoints:
     def add_metadef_association(self, namespace: str, body: dict) -> dict:
         schemas.validate("resource_type", body)
         with self.db.begin() as session:
-            ns = find_authorized(
-                session,
-                self.context,
-                namespace,
-                "add_metadef_resource_type_association",
-                ns_missing(namespace),
-            )
+            ns = self._namespace(session, namespace, "add_metadef_resource_type_association")
             record = contents.associate(session, ns, body)
         self._notify_metadefs(
             ("metadef_resource_type.create", events.resource_type(namespace, record))
@@ -128,13 +151,7 @@ class MetadefEntrypoints:
     @rpc
     def remove_metadef_association(self, namespace: str, resource_type: str) -> None:
         with self.db.begin() as session:
-            ns = find_authorized(
-                session,
-                self.context,
-                namespace,
-                "remove_metadef_resource_type_association",
-                ns_missing(namespace),
-            )
+            ns = self._namespace(session, namespace, "remove_metadef_resource_type_association")
             record = contents.dissociate(session, ns, resource_type)
         self._notify_metadefs(
             ("metadef_resource_type.delete", events.resource_type(namespace, record, True))
@@ -142,13 +159,10 @@ class MetadefEntrypoints:
 
     # --- properties
 
-    def _property_namespace(self, session, namespace: str, action: str):
-        return find_authorized(session, self.context, namespace, action, ns_missing(namespace))
-
     @rpc
     def list_metadef_properties(self, namespace: str) -> dict:
         with self.db.begin() as session:
-            ns = self._property_namespace(session, namespace, "get_metadef_properties")
+            ns = self._namespace(session, namespace, "get_metadef_properties")
             return contents.property_map(session, ns)
 
     @rpc
@@ -157,7 +171,7 @@ class MetadefEntrypoints:
     ) -> dict:
         """With ``resource_type``, ``name`` carries that association's prefix."""
         with self.db.begin() as session:
-            ns = self._property_namespace(session, namespace, "get_metadef_property")
+            ns = self._namespace(session, namespace, "get_metadef_property")
             if resource_type:
                 ns_api.authorize(self.context, "get_metadef_resource_type", ns)
                 prefix = _prefix(session, ns, resource_type)
@@ -172,40 +186,38 @@ class MetadefEntrypoints:
     @rpc
     def add_metadef_property(self, namespace: str, body: dict) -> dict:
         definition = checked_property(body)
-        with self.db.begin() as session:
-            ns = self._property_namespace(session, namespace, "add_metadef_property")
-            record = contents.add_property(session, ns, definition)
-        self._notify_metadefs(
-            ("metadef_property.create", events.metadef_property(namespace, record))
+        return self._write_content(
+            "metadef_property.create",
+            namespace,
+            "add_metadef_property",
+            contents.add_property,
+            definition,
         )
-        return record
 
     @rpc
     def update_metadef_property(self, namespace: str, name: str, body: dict) -> dict:
         definition = checked_property(body)
-        with self.db.begin() as session:
-            ns = self._property_namespace(session, namespace, "modify_metadef_property")
-            record = contents.update_property(session, ns, name, definition)
-        self._notify_metadefs(
-            ("metadef_property.update", events.metadef_property(namespace, record, name))
+        return self._write_content(
+            "metadef_property.update",
+            namespace,
+            "modify_metadef_property",
+            contents.update_property,
+            name,
+            definition,
+            old_name=name,
         )
-        return record
 
     @rpc
     def remove_metadef_property(self, namespace: str, name: str) -> None:
-        with self.db.begin() as session:
-            ns = self._property_namespace(session, namespace, "remove_metadef_property")
-            record = contents.remove_property(session, ns, name)
-        self._notify_metadefs(
-            ("metadef_property.delete", events.metadef_property(namespace, record, deleted=True))
+        self._write_content(
+            "metadef_property.delete",
+            namespace,
+            "remove_metadef_property",
+            contents.remove_property,
+            name,
         )
 
-    # --- objects (Glance's wording: the namespace's own "not found" message)
-
-    def _object_namespace(self, session, namespace: str, action: str):
-        return find_authorized(
-            session, self.context, namespace, action, None, ns_missing(namespace)
-        )
+    # --- objects
 
     @rpc
     def list_metadef_objects(self, namespace: str) -> list:
@@ -224,63 +236,59 @@ class MetadefEntrypoints:
     @rpc
     def add_metadef_object(self, namespace: str, body: dict) -> dict:
         body = checked_object(body)
-        with self.db.begin() as session:
-            ns = self._object_namespace(session, namespace, "add_metadef_object")
-            record = contents.add_object(session, ns, body)
-        self._notify_metadefs(("metadef_object.create", events.metadef_object(namespace, record)))
-        return record
+        return self._write_content(
+            "metadef_object.create", namespace, "add_metadef_object", contents.add_object, body
+        )
 
     @rpc
     def update_metadef_object(self, namespace: str, name: str, body: dict) -> dict:
         body = checked_object(body)
-        with self.db.begin() as session:
-            ns = self._object_namespace(session, namespace, "modify_metadef_object")
-            record = contents.update_object(session, ns, name, body)
-        self._notify_metadefs(
-            ("metadef_object.update", events.metadef_object(namespace, record, name))
+        return self._write_content(
+            "metadef_object.update",
+            namespace,
+            "modify_metadef_object",
+            contents.update_object,
+            name,
+            body,
+            old_name=name,
         )
-        return record
 
     @rpc
     def remove_metadef_object(self, namespace: str, name: str) -> None:
-        with self.db.begin() as session:
-            ns = self._object_namespace(session, namespace, "delete_metadef_object")
-            record = contents.remove_object(session, ns, name)
-        self._notify_metadefs(
-            ("metadef_object.delete", events.metadef_object(namespace, record, deleted=True))
+        self._write_content(
+            "metadef_object.delete",
+            namespace,
+            "delete_metadef_object",
+            contents.remove_object,
+            name,
         )
 
     # --- tags
 
-    def _tag_namespace(self, session, namespace: str, action: str):
-        return find_authorized(session, self.context, namespace, action, ns_missing(namespace))
-
     @rpc
     def list_metadef_tags(self, namespace: str, query: dict) -> list:
         with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "get_metadef_tags")
+            ns = self._namespace(session, namespace, "get_metadef_tags")
             return [{"name": t["name"]} for t in contents.tag_records(session, ns, query)]
 
     @rpc
     def get_metadef_tag(self, namespace: str, name: str) -> dict:
         with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "get_metadef_tag")
+            ns = self._namespace(session, namespace, "get_metadef_tag")
             return tag_record(contents.get_tag(session, ns, name))
 
     @rpc
     def add_metadef_tag(self, namespace: str, name: str) -> dict:
         schemas.validate("tag", {"name": name})
-        with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "add_metadef_tag")
-            record = contents.add_tag(session, ns, name)
-        self._notify_metadefs(("metadef_tag.create", events.tag(namespace, record)))
-        return record
+        return self._write_content(
+            "metadef_tag.create", namespace, "add_metadef_tag", contents.add_tag, name
+        )
 
     @rpc
     def add_metadef_tags(self, namespace: str, body: dict, append: bool) -> list:
         schemas.validate("tags_body", body)
         with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "add_metadef_tags")
+            ns = self._namespace(session, namespace, "add_metadef_tags")
             added = contents.add_tags(
                 session, ns, [t["name"] for t in body.get("tags") or []], append
             )
@@ -290,18 +298,21 @@ class MetadefEntrypoints:
     @rpc
     def rename_metadef_tag(self, namespace: str, name: str, body: dict) -> dict:
         schemas.validate("tag", body)
-        with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "modify_metadef_tag")
-            record = contents.rename_tag(session, ns, name, body["name"])
-        self._notify_metadefs(("metadef_tag.update", events.tag(namespace, record, name)))
-        return record
+        return self._write_content(
+            "metadef_tag.update",
+            namespace,
+            "modify_metadef_tag",
+            contents.rename_tag,
+            name,
+            body["name"],
+            old_name=name,
+        )
 
     @rpc
     def remove_metadef_tag(self, namespace: str, name: str) -> None:
-        with self.db.begin() as session:
-            ns = self._tag_namespace(session, namespace, "delete_metadef_tag")
-            record = contents.remove_tag(session, ns, name)
-        self._notify_metadefs(("metadef_tag.delete", events.tag(namespace, record, deleted=True)))
+        self._write_content(
+            "metadef_tag.delete", namespace, "delete_metadef_tag", contents.remove_tag, name
+        )
 
 
 def _prefix(session, ns, resource_type: str) -> str | None:

@@ -7,24 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-PROPERTY_KEYS = (
-    "type",
-    "title",
-    "description",
-    "default",
-    "minimum",
-    "maximum",
-    "enum",
-    "pattern",
-    "minLength",
-    "maxLength",
-    "confidential",
-    "items",
-    "uniqueItems",
-    "minItems",
-    "maxItems",
-    "additionalItems",
-)
+from services.common.metadef_schemas import PROPERTY_ORDER
+
+#: A property's attributes in Glance's notification (``format_metadef_property_notification``):
+#: its definition's, in the same order, but for ``name`` (sent apart) and two it leaves out.
+PROPERTY_KEYS = tuple(k for k in PROPERTY_ORDER if k not in ("name", "operators", "readonly"))
 
 
 def _now() -> str:

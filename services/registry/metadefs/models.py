@@ -7,20 +7,38 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from services.registry.models import Base, Timestamp, utcnow
 
 TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
-def _namespace_id() -> Mapped[int]:
-    return mapped_column(ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False)
-
-
 class _Timestamps:
     created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+
+
+class _NamespaceContent(_Timestamps):
+    """What a namespace's properties, objects and tags have alike: an id, the namespace
+    they go with (removed with it), and a name unique in it, with Glance's constraint and
+    index names made from the table's."""
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple:
+        table = cls.__tablename__
+        return (
+            UniqueConstraint("namespace_id", "name", name=f"uq_{table}_namespace_id_name"),
+            Index(f"ix_{table}_name", "name"),
+            TABLE_OPTIONS,
+        )
+
+    # sort_order: these columns first, as the tables were made (migration 0003)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True, sort_order=-1)
+    namespace_id: Mapped[int] = mapped_column(
+        ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), nullable=False, sort_order=-1
+    )
+    name: Mapped[str] = mapped_column(String(80), nullable=False, sort_order=-1)
 
 
 class MetadefNamespace(_Timestamps, Base):
@@ -69,47 +87,20 @@ class MetadefNamespaceResourceType(_Timestamps, Base):
     prefix: Mapped[str | None] = mapped_column(String(80))
 
 
-class MetadefProperty(_Timestamps, Base):
+class MetadefProperty(_NamespaceContent, Base):
     __tablename__ = "metadef_properties"
-    __table_args__ = (
-        UniqueConstraint("namespace_id", "name", name="uq_metadef_properties_namespace_id_name"),
-        Index("ix_metadef_properties_name", "name"),
-        TABLE_OPTIONS,
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    namespace_id: Mapped[int] = _namespace_id()
-    name: Mapped[str] = mapped_column(String(80), nullable=False)
     json_schema: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-class MetadefObject(_Timestamps, Base):
+class MetadefObject(_NamespaceContent, Base):
     __tablename__ = "metadef_objects"
-    __table_args__ = (
-        UniqueConstraint("namespace_id", "name", name="uq_metadef_objects_namespace_id_name"),
-        Index("ix_metadef_objects_name", "name"),
-        TABLE_OPTIONS,
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    namespace_id: Mapped[int] = _namespace_id()
-    name: Mapped[str] = mapped_column(String(80), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
     required: Mapped[str | None] = mapped_column(Text)  # comma-separated, as Glance's
     json_schema: Mapped[str] = mapped_column(Text, nullable=False)
 
 
-class MetadefTag(_Timestamps, Base):
+class MetadefTag(_NamespaceContent, Base):
     __tablename__ = "metadef_tags"
-    __table_args__ = (
-        UniqueConstraint("namespace_id", "name", name="uq_metadef_tags_namespace_id_name"),
-        Index("ix_metadef_tags_name", "name"),
-        TABLE_OPTIONS,
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    namespace_id: Mapped[int] = _namespace_id()
-    name: Mapped[str] = mapped_column(String(80), nullable=False)
 
 
 #: Children of a namespace, in the order they are removed before it.
