@@ -1,7 +1,9 @@
 """What the benchmark scripts share: Tessera started on a throw-away data directory and
-RabbitMQ vhost, the benchmark client (bench/image_client.py) and how to run it, where
-results go. ``--client PATH`` (and ``--limits PATH`` in side_by_side.py) run another client
-with the same command line instead, as a cross-check of the in-repository ones."""
+RabbitMQ vhost, Glance 33 as bench/glance_anchor.py starts it, the benchmark client
+(bench/image_client.py) and how to run it, plain HTTP calls for the scripts that make their
+own, the Tessera | Glance table and where results go. ``--client PATH`` (and ``--limits
+PATH`` in side_by_side.py) run another client with the same command line instead, as a
+cross-check of the in-repository ones."""
 
 from __future__ import annotations
 
