@@ -28,6 +28,14 @@ class ImportRpc:
         self.dispatch("image.updated", {"image_id": image_id})
         self._notify(record, "image.update")
 
+    def _announce_import(self, task_id: str, image_id: str, image_record: dict | None) -> None:
+        """Once the transaction that created an import's task (``begin_import``, or the
+        location API's ``add_location``) is committed: the image's update, Glance's
+        ``task.create``, and ``import.requested`` for the store replica that runs it."""
+        self._after_update(image_id, image_record)
+        self._task_notice(task_id, "task.create")
+        self.dispatch("import.requested", {"task_id": task_id, "image_id": image_id})
+
     def _task_notice(self, task_id: str, *events: str) -> None:
         """Glance's ``task.*`` notifications, with the task as it is now (read only
         when one of ``events`` is to be sent)."""
@@ -77,9 +85,7 @@ class ImportRpc:
             )
             record = tasks.task_record(task)
             image_record = self._image_updated(session, image_id)
-        self._after_update(image_id, image_record)
-        self._task_notice(task.id, "task.create")
-        self.dispatch("import.requested", {"task_id": task.id, "image_id": image_id})
+        self._announce_import(task.id, image_id, image_record)
         return record
 
     @rpc

@@ -38,6 +38,9 @@ STALE_LOCK = timedelta(minutes=60)
 
 
 def _lease(session: Session, image_id: str, upload_id: str, store: str, seconds: int) -> None:
+    """The lease (an ``image_uploads`` row) under which a store replica moves an image's
+    data, for ``seconds`` unless renewed: an upload's (services/registry/uploads.py), a
+    stage's, an import's and a location import's alike."""
     now = utcnow()
     session.add(
         ImageUpload(

@@ -29,9 +29,7 @@ class LocationRpc:
             )
             record = tasks.task_record(task)
             image_record = self._image_updated(session, image_id)
-        self._after_update(image_id, image_record)
-        self._task_notice(task.id, "task.create")
-        self.dispatch("import.requested", {"task_id": task.id, "image_id": image_id})
+        self._announce_import(task.id, image_id, image_record)
         return record
 
     @rpc

@@ -42,16 +42,7 @@ def begin_upload(
         raise Conflict(f"Image {image_id} is already being uploaded.") from None
     # the image now counts as uploading; a refusal rolls the claim back (still queued)
     unified_limits.enforce_uploading(session, conf, ctx.project_id)
-    now = utcnow()
-    session.add(
-        ImageUpload(
-            image_id=image_id,
-            upload_id=upload_id,
-            store=store,
-            created_at=now,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
-    )
+    imports._lease(session, image_id, upload_id, store, lease_seconds)
     return {
         "image_id": image_id,
         "disk_format": image.disk_format,
