@@ -27,6 +27,7 @@ from services.registry.metadefs.records import (
     resource_type_record,
     tag_record,
 )
+from services.registry.sorting import sort_order
 
 MODELS = {"properties": MetadefProperty, "objects": MetadefObject, "tags": MetadefTag}
 TAG_SORT_KEYS = ("name", "created_at", "updated_at", "id")
@@ -233,12 +234,7 @@ def add_tags(session: Session, ns: MetadefNamespace, names: list[str], append: b
 def tag_records(session: Session, ns: MetadefNamespace, query: dict) -> list[dict]:
     """A namespace's tags, sorted (``sort_key``, default created_at, ``sort_dir``,
     default desc) and paged after the tag named ``marker``."""
-    sort_key = query.get("sort_key") or "created_at"
-    sort_dir = query.get("sort_dir") or "desc"
-    if sort_key not in TAG_SORT_KEYS:
-        raise BadRequest(f"Invalid sort key: {sort_key}")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort direction: {sort_dir}")
+    sort_key, sort_dir = sort_order(query, TAG_SORT_KEYS)
     rows = list(session.scalars(select(MetadefTag).where(MetadefTag.namespace_id == ns.id)))
     keys = [sort_key] + [k for k in ("created_at", "id") if k != sort_key]
     rows.sort(key=lambda t: [getattr(t, k) for k in keys], reverse=sort_dir == "desc")
