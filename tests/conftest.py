@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from tests.stack import MysqlDatabase, Stack, Vhost
+from tests.stack import Stack, Vhost
 from tests.swift_aio import SwiftAIO, SwiftNotInstallable
 
 
@@ -45,15 +45,11 @@ def vhost():
 @pytest.fixture(scope="session", params=["sqlite", "mysql"])
 def stack(request, tmp_path_factory):
     """A running stack, once on SQLite and once on MariaDB, each on a vhost of its own."""
-    database = MysqlDatabase() if request.param == "mysql" else None
     running = Stack(
-        tmp_path_factory.mktemp(f"stack-{request.param}"),
-        database_url=database.url if database else None,
-    ).start()
-    yield running
+        tmp_path_factory.mktemp(f"stack-{request.param}"), mysql=request.param == "mysql"
+    )
+    yield running.start()
     running.cleanup()
-    if database:
-        database.delete()
 
 
 class Api:

@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pymysql
 import requests
 
@@ -98,12 +99,16 @@ class Stack:
         sections: dict | None = None,
         config_files: tuple = (),
         cluster: bool = False,
+        mysql: bool = False,
         **extra_default,
     ):
         """Without a ``transport_url`` the stack gets a RabbitMQ vhost of its own, removed
         by ``cleanup`` (two stacks on one vhost would share the work of one queue).
-        ``cluster``: ``tessera-run --cluster`` (two gateways: ``urls``)."""
+        ``cluster``: ``tessera-run --cluster`` (two gateways: ``urls``). ``mysql``: a
+        MariaDB database of its own instead of SQLite, deleted by ``cleanup``."""
         self.workdir = workdir
+        self.mysql = MysqlDatabase() if mysql else None
+        database_url = self.mysql.url if self.mysql else database_url
         self.vhost = Vhost() if transport_url is None else None
         transport_url = transport_url or self.vhost.transport_url
         self.cluster = cluster
@@ -211,6 +216,32 @@ class Stack:
         self.extra.append(proc)
         return proc
 
+    def processes(self, name: str) -> list[psutil.Process]:
+        """The live processes of service ``name`` ("registry", "store", "cache"; "gateway":
+        the gunicorn master and its workers), tessera-run's and start_service's alike."""
+        marker = "services.api.server" if name == "gateway" else f"services.launch {name}"
+        procs = psutil.Process(self.process.pid).children(recursive=True)
+        procs += [psutil.Process(p.pid) for p in self.extra if p.poll() is None]
+        found = []
+        for proc in procs:
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:  # gone meanwhile
+                pass
+        return found
+
+    def queue_consumers(self) -> dict[str, int]:
+        """{queue: consumers} in the stack's own vhost, as RabbitMQ counts them."""
+        out = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost.name, "name", "consumers"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        rows = (line.partition("\t") for line in out.splitlines())
+        return {name: int(count) for name, _, count in rows if count.isdigit()}
+
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
 
@@ -236,3 +267,5 @@ class Stack:
         shutil.rmtree(self.workdir / "data", ignore_errors=True)
         if self.vhost is not None:
             self.vhost.delete()
+        if self.mysql is not None:
+            self.mysql.delete()

@@ -286,6 +286,21 @@ class SwiftAIO:
     def storage_url(self) -> str:
         return f"{self.proxy_url}/v1/{self.account}"
 
+    def glance_store_options(self, container: str, **more) -> dict:
+        """A stack's ``[glance_store]`` with this Swift (v1 auth) as the default store,
+        images in ``container`` (made on the first put); ``more``: further options."""
+        return {
+            "stores": "file,http,swift",
+            "default_store": "swift",
+            "swift_store_auth_address": self.auth_url,
+            "swift_store_user": self.user,
+            "swift_store_key": self.key,
+            "swift_store_auth_version": "1",
+            "swift_store_container": container,
+            "swift_store_create_container_on_put": True,
+            **more,
+        }
+
     @property
     def running(self) -> bool:
         return bool(self._procs) and all(p.poll() is None for p in self._procs.values())

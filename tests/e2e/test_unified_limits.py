@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.keystone import ACCOUNTS, REGION, Keystone
-from tests.stack import MysqlDatabase, Stack
+from tests.stack import Stack
 
 BIN = Path(sys.executable).parent
 MIB = 1 << 20
@@ -87,11 +87,10 @@ def image_endpoint_id(keystone) -> str:
 
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
 def cloud(request, keystone, tmp_path_factory):
-    database = MysqlDatabase() if request.param == "mysql" else None
     glance = ACCOUNTS["glance"]
     stack = Stack(
         tmp_path_factory.mktemp(f"limits-{request.param}"),
-        database_url=database.url if database else None,
+        mysql=request.param == "mysql",
         sections={
             # user_storage_quota would refuse every upload: unified limits replace it
             "DEFAULT": {"use_keystone_limits": True, "user_storage_quota": "1"},
@@ -113,8 +112,6 @@ def cloud(request, keystone, tmp_path_factory):
     keystone.set_image_endpoint(stack.url)
     yield stack
     stack.cleanup()
-    if database:
-        database.delete()
 
 
 def call(keystone, cloud, user, method, path, **kwargs):

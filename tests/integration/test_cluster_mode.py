@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ import requests
 
 from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, upload, wait_for
-from tests.stack import MysqlDatabase, Stack
+from tests.stack import Stack
 
 LEASE = 3  # [store] upload_lease_seconds: a killed replica's uploads are released soon
 CLIENTS = 4
@@ -34,11 +33,10 @@ KILL_AFTER = 6  # acknowledged uploads before the kills
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    database = MysqlDatabase()
     workdir = tmp_path_factory.mktemp("cluster")
     stack = Stack(
         workdir,
-        database_url=database.url,
+        mysql=True,
         cluster=True,
         image_cache_dir=workdir / "data" / "cache",
         # delayed delete with a scrubber run every second on each store replica
@@ -56,23 +54,12 @@ def cluster(tmp_path_factory):
         yield stack
     finally:
         stack.cleanup()
-        database.delete()
 
 
 def queue_consumers(stack) -> dict[str, int]:
     """Consumers of each service's RPC queue, as RabbitMQ counts them."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", stack.vhost.name, "name", "consumers"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    counts = {}
-    for line in out.splitlines():
-        name, _, consumers = line.partition("\t")
-        if name.startswith("rpc-"):
-            counts[name.removeprefix("rpc-")] = int(consumers)
-    return counts
+    counts = stack.queue_consumers().items()
+    return {name.removeprefix("rpc-"): n for name, n in counts if name.startswith("rpc-")}
 
 
 def cluster_pids(stack) -> dict[str, int]:

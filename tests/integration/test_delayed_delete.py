@@ -28,7 +28,7 @@ from services.registry.models import Image, ImageLocation
 from tests.conftest import Api, random_image
 from tests.integration.test_image_data import upload, wait_for
 from tests.integration.test_store_replicas import store_consumers, store_pids
-from tests.stack import ROOT, MysqlDatabase, Stack
+from tests.stack import ROOT, Stack
 
 CONTAINER = "tessera-scrub-images"
 SCRUB_TIME = 3600  # nothing is due by itself: a test makes an image due by backdating it
@@ -39,10 +39,9 @@ LEASE = 3
 def scrub_stack(request, swift, tmp_path_factory):
     """delayed_delete on, the scrubber waking every second, images in Swift, two store
     replicas; a queue that hears Glance's notifications."""
-    database = MysqlDatabase() if request.param == "mysql" else None
     stack = Stack(
         tmp_path_factory.mktemp(f"scrub-{request.param}"),
-        database_url=database.url if database else None,
+        mysql=request.param == "mysql",
         sections={
             "DEFAULT": {
                 "delayed_delete": True,
@@ -52,16 +51,7 @@ def scrub_stack(request, swift, tmp_path_factory):
             },
             "store": {"scrub_lease_seconds": LEASE},
             "oslo_messaging_notifications": {"driver": "messagingv2"},
-            "glance_store": {
-                "stores": "file,http,swift",
-                "default_store": "swift",
-                "swift_store_auth_address": swift.auth_url,
-                "swift_store_user": swift.user,
-                "swift_store_key": swift.key,
-                "swift_store_auth_version": "1",
-                "swift_store_container": CONTAINER,
-                "swift_store_create_container_on_put": True,
-            },
+            "glance_store": swift.glance_store_options(CONTAINER),
         },
     )
     stack.notifications = Notifications(stack.vhost.transport_url)
@@ -73,8 +63,6 @@ def scrub_stack(request, swift, tmp_path_factory):
     stack.db.dispose()
     stack.notifications.close()
     stack.cleanup()
-    if database:
-        database.delete()
 
 
 class Notifications:

@@ -14,7 +14,6 @@ import sys
 import threading
 import uuid
 
-import psutil
 import pytest
 import requests
 
@@ -101,16 +100,10 @@ def nodes(tmp_path_factory):
 
 
 def cache_consumers(stack) -> int:
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", stack.vhost.name, "name", "consumers"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
     return sum(
-        int(line.split()[1])
-        for line in out.splitlines()
-        if line.startswith("evt-registry-image.deleted--cache.")
+        count
+        for queue, count in stack.queue_consumers().items()
+        if queue.startswith("evt-registry-image.deleted--cache.")
     )
 
 
@@ -145,26 +138,6 @@ def fill(api, image_id: str, data: bytes) -> None:
     got = download(api, image_id)
     assert got.status_code == 200 and got.content == data
     wait_for(lambda: image_id in cached_ids(api), what="the cache fill")
-
-
-def children(stack, marker: str) -> list[psutil.Process]:
-    """tessera-run's live descendants whose command line holds ``marker``."""
-    found = []
-    for proc in psutil.Process(stack.process.pid).children(recursive=True):
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE and marker in " ".join(proc.cmdline()):
-                found.append(proc)
-        except psutil.Error:  # gone meanwhile
-            pass
-    return found
-
-
-def store_processes(stack) -> list[psutil.Process]:
-    return children(stack, "services.launch store")
-
-
-def gateway_processes(stack) -> list[psutil.Process]:
-    return children(stack, "services.api.server")
 
 
 def fills(stack, image_id: str) -> int:
@@ -214,7 +187,7 @@ def test_second_download_and_range_from_cache_with_the_store_stopped(nodes, api_
     stack, _ = nodes
     image_id, data = new_image(api_a, 3 * MiB + 5)
     fill(api_a, image_id, data)
-    stores = store_processes(stack)
+    stores = stack.processes("store")
     for proc in stores:
         proc.suspend()
     try:
@@ -235,7 +208,9 @@ def test_second_download_and_range_from_cache_with_the_store_stopped(nodes, api_
     cache_file = str(stack.workdir / "cache-a" / image_id)
     wait_for(
         lambda: (
-            not any(f.path == cache_file for p in gateway_processes(stack) for f in p.open_files())
+            not any(
+                f.path == cache_file for p in stack.processes("gateway") for f in p.open_files()
+            )
         ),
         what="every response to close its cache file",
     )
@@ -315,13 +290,13 @@ def test_fill_killed_half_way_leaves_nothing_servable(nodes, api_a):
     partial = stack.workdir / "cache-a" / "incomplete" / image_id
     wait_for(lambda: partial.exists() and partial.stat().st_size > 0, what="the partial fill")
     filler = next(
-        p for p in gateway_processes(stack) if any(f.path == str(partial) for f in p.open_files())
+        p for p in stack.processes("gateway") if any(f.path == str(partial) for f in p.open_files())
     )
     filler.send_signal(signal.SIGKILL)
     sock.close()
     assert partial.exists() and partial.stat().st_size < len(data)  # half-written
     wait_for(
-        lambda: len(gateway_processes(stack)) == 2,  # the master and a new worker
+        lambda: len(stack.processes("gateway")) == 2,  # the master and a new worker
         what="gunicorn to replace the worker",
     )
     api = Api(stack.url, project=api_a.project, roles="admin")  # no connection to the dead

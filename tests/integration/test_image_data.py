@@ -26,6 +26,15 @@ def upload(api, image_id: str, data, **headers):
     return api.put(f"/v2/images/{image_id}/file", data=data, headers={**OCTETS, **headers})
 
 
+def active_image(api, name: str, data: bytes) -> dict:
+    """A new raw image named ``name`` with ``data`` uploaded; checks that it went active."""
+    image = api.create(name=name, disk_format="raw", container_format="bare")
+    resp = upload(api, image["id"], data)
+    assert resp.status_code == 204, resp.text
+    assert api.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+    return image
+
+
 def wait_for(predicate, timeout: float = 15, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not predicate():

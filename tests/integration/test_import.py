@@ -13,18 +13,18 @@ import socket
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psutil
 import pytest
 
 from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB, wait_for
 from tests.integration.test_images_api import error_of
 from tests.integration.test_notifications import Listener
-from tests.integration.test_store_replicas import store_consumers, store_pids
-from tests.stack import MysqlDatabase, Stack
+from tests.integration.test_store_replicas import store_consumers, store_pids, writer_of
+from tests.stack import Stack
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 # format_task_notification's keys (glance/notifier.py)
@@ -42,6 +42,15 @@ class Release:
 
     def set(self) -> None:
         self.path.touch()
+
+    @contextmanager
+    def holding(self):
+        """``/slow/`` sources hold back their last bytes until the block ends."""
+        self.clear()
+        try:
+            yield
+        finally:
+            self.set()
 
 
 class Source:
@@ -67,20 +76,21 @@ def web(tmp_path_factory):
         proc.wait()
 
 
+def allowing(web: str) -> dict:
+    """``[import_filtering_opts]`` letting a stack web-download from ``web`` (on loopback)."""
+    return {"allowed_hosts": "127.0.0.1", "allowed_ports": urlsplit(web).port}
+
+
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
 def importing(request, web, tmp_path_factory):
     """A stack allowing web-download from the loopback web server, with a short lease."""
-    database = MysqlDatabase() if request.param == "mysql" else None
     stack = Stack(
         tmp_path_factory.mktemp(f"import-{request.param}"),
-        database_url=database.url if database else None,
+        mysql=request.param == "mysql",
         sections={
             "DEFAULT": {"image_size_cap": 16 * MiB},
             "store": {"upload_lease_seconds": 3},
-            "import_filtering_opts": {
-                "allowed_hosts": "127.0.0.1",
-                "allowed_ports": urlsplit(web).port,
-            },
+            "import_filtering_opts": allowing(web),
             "oslo_messaging_notifications": {"driver": "messagingv2"},
         },
     )
@@ -93,8 +103,6 @@ def importing(request, web, tmp_path_factory):
     finally:
         listener.stop()
         stack.cleanup()
-        if database:
-            database.delete()
 
 
 @pytest.fixture
@@ -298,8 +306,7 @@ def test_import_errors(importing, iapi, web):
 def test_lock_and_progress_while_importing(importing, iapi, web):
     data = random_image(3 * MiB)
     image_id = new_image(iapi)
-    Source.release.clear()
-    try:
+    with Source.release.holding():
         assert web_import(iapi, image_id, f"{web}/slow/{serve(data)}").status_code == 202
 
         def running():
@@ -314,8 +321,6 @@ def test_lock_and_progress_while_importing(importing, iapi, web):
         error_of(web_import(iapi, image_id, f"{web}/data/{serve(data)}"), 409)
         error_of(iapi.put(f"/v2/images/{image_id}/stage", data=b"x", headers=OCTETS), 409)
         error_of(iapi.put(f"/v2/images/{image_id}/file", data=b"x", headers=OCTETS), 409)
-    finally:
-        Source.release.set()
     assert settled(iapi, image_id)["status"] == "active"
 
 
@@ -336,21 +341,14 @@ def test_replica_killed_mid_import(importing, iapi, web):
     importing.start_service("store")
     wait_for(lambda: store_consumers(importing) == 2, timeout=60, what="two store replicas")
     image_id = new_image(iapi)
-    Source.release.clear()
-    try:
+    with Source.release.holding():
         assert (
             web_import(iapi, image_id, f"{web}/slow/{serve(random_image(3 * MiB))}").status_code
             == 202
         )
         wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
-        writer = next(
-            p
-            for p in map(psutil.Process, store_pids(importing))
-            if any(f.path.startswith(str(importing.datadir / image_id)) for f in p.open_files())
-        )
+        writer = writer_of(importing, importing.datadir / image_id)
         writer.send_signal(signal.SIGKILL)
-    finally:
-        Source.release.set()
     assert_failed(importing, iapi, image_id, "lease")
     importing.extra = [p for p in importing.extra if p.pid != writer.pid]
     if len(store_pids(importing)) < 2:
@@ -363,16 +361,13 @@ def test_replica_killed_mid_import(importing, iapi, web):
 
 def test_image_deleted_mid_import(importing, iapi, web):
     image_id = new_image(iapi)
-    Source.release.clear()
-    try:
+    with Source.release.holding():
         assert (
             web_import(iapi, image_id, f"{web}/slow/{serve(random_image(2 * MiB))}").status_code
             == 202
         )
         wait_for(lambda: list(importing.datadir.glob(f"{image_id}.*.part")), what="partial data")
         assert iapi.delete(f"/v2/images/{image_id}").status_code == 204
-    finally:
-        Source.release.set()
     admin = Api(importing.url, project=iapi.project, roles="admin,member,reader")
 
     def task_failed():
@@ -407,11 +402,7 @@ def test_replica_killed_mid_stage(importing, iapi):
     )
     sock.sendall(random_image(2 * MiB))
     wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial staged data")
-    writer = next(
-        p
-        for p in map(psutil.Process, store_pids(importing))
-        if any(f.path.startswith(str(staging / image_id)) for f in p.open_files())
-    )
+    writer = writer_of(importing, staging / image_id)
     writer.send_signal(signal.SIGKILL)
     sock.close()
     wait_for(

@@ -7,25 +7,31 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests.conftest import Api, random_image
 from tests.integration.test_image_data import MiB
 from tests.integration.test_images_api import error_of
-from tests.integration.test_import import OCTETS, new_image, serve, settled, tasks_of, web
-from tests.stack import MysqlDatabase, Stack
+from tests.integration.test_import import (
+    OCTETS,
+    allowing,
+    new_image,
+    serve,
+    settled,
+    tasks_of,
+    web,
+)
+from tests.stack import Stack
 
 __all__ = ["web"]  # the module's loopback web server fixture
 
 
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
 def plugged(request, web, tmp_path_factory):
-    database = MysqlDatabase() if request.param == "mysql" else None
     stack = Stack(
         tmp_path_factory.mktemp(f"plugins-{request.param}"),
-        database_url=database.url if database else None,
+        mysql=request.param == "mysql",
         sections={
             "image_import_opts": {
                 "image_import_plugins": "inject_image_metadata,image_conversion,no_such_plugin"
@@ -33,10 +39,7 @@ def plugged(request, web, tmp_path_factory):
             "inject_metadata_properties": {"inject": "injected:yes,hw_note:from-plugin"},
             "image_conversion": {"output_format": "raw"},
             "glance_store": {"stores": "file,http"},
-            "import_filtering_opts": {
-                "allowed_hosts": "127.0.0.1",
-                "allowed_ports": urlsplit(web).port,
-            },
+            "import_filtering_opts": allowing(web),
         },
     )
     try:
@@ -44,8 +47,6 @@ def plugged(request, web, tmp_path_factory):
         yield stack
     finally:
         stack.cleanup()
-        if database:
-            database.delete()
 
 
 def project_api(stack, roles="member,reader") -> Api:

@@ -12,7 +12,6 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
@@ -56,14 +55,6 @@ def wait_for_log(stack, needle: str, timeout: float = 5) -> list[str]:
         time.sleep(0.1)
 
 
-def registry_processes(stack) -> list[psutil.Process]:
-    return [
-        p
-        for p in psutil.Process(stack.process.pid).children(recursive=True)
-        if "registry" in p.cmdline()
-    ]
-
-
 # --- /healthcheck ---
 
 
@@ -88,7 +79,7 @@ def test_healthcheck_details_only_for_admins(proxied):
 
 
 def test_healthcheck_is_503_quickly_when_the_registry_stalls(proxied):
-    registries = registry_processes(proxied)
+    registries = proxied.processes("registry")
     assert registries
     for p in registries:
         p.send_signal(signal.SIGSTOP)

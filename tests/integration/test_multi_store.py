@@ -15,14 +15,19 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.conftest import Api, random_image
 from tests.integration.test_image_data import wait_for
-from tests.integration.test_import import Source, serve, web  # noqa: F401 - the fixture
-from tests.integration.test_store_replicas import store_consumers, store_pids
-from tests.stack import MysqlDatabase, Stack
+from tests.integration.test_import import (  # noqa: F401 - web: the fixture
+    Source,
+    allowing,
+    serve,
+    settled,
+    web,
+)
+from tests.integration.test_store_replicas import store_consumers, writer_of
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -30,11 +35,10 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture(scope="module", params=["sqlite", "mysql"])
 def multi(request, web, tmp_path_factory):  # noqa: F811 - web: the fixture imported
-    database = MysqlDatabase() if request.param == "mysql" else None
     workdir = tmp_path_factory.mktemp(f"multi-{request.param}")
     stack = Stack(
         workdir,
-        database_url=database.url if database else None,
+        mysql=request.param == "mysql",
         sections={
             "DEFAULT": {"enabled_backends": "fast:file, cheap:file, spare:file"},
             "glance_store": {"default_backend": "fast"},
@@ -43,10 +47,7 @@ def multi(request, web, tmp_path_factory):  # noqa: F811 - web: the fixture impo
             # spare: broken on purpose by some tests (its directory made a file)
             "spare": {"filesystem_store_datadir": workdir / "spare"},
             "store": {"upload_lease_seconds": 3},
-            "import_filtering_opts": {
-                "allowed_hosts": "127.0.0.1",
-                "allowed_ports": web.rsplit(":", 1)[1],
-            },
+            "import_filtering_opts": allowing(web),
         },
     )
     try:
@@ -57,8 +58,6 @@ def multi(request, web, tmp_path_factory):  # noqa: F811 - web: the fixture impo
         yield stack
     finally:
         stack.cleanup()
-        if database:
-            database.delete()
 
 
 @pytest.fixture
@@ -303,15 +302,6 @@ def staged_image(api) -> tuple[str, bytes]:
     return image_id, data
 
 
-def settled(api, image_id: str) -> dict:
-    wait_for(
-        lambda: api.get(f"/v2/images/{image_id}").json()["status"] in ("active", "queued"),
-        timeout=30,
-        what=f"the import of {image_id} to end",
-    )
-    return api.get(f"/v2/images/{image_id}").json()
-
-
 def files_of(stack, image_id: str) -> list:
     found = [p for d in stack.dirs.values() if d.is_dir() for p in d.glob(f"{image_id}*")]
     return found + list((stack.workdir / "data" / "staging").glob(f"{image_id}*"))
@@ -413,20 +403,13 @@ def test_replica_killed_mid_import_to_several_stores(multi, api):
     wait_for(lambda: store_consumers(multi) == 2, timeout=60, what="two store replicas")
     image_id = api.create(name="kill", disk_format="raw", container_format="bare")["id"]
     staging = multi.workdir / "data" / "staging"
-    Source.release.clear()
-    try:
+    with Source.release.holding():
         method = {"name": "web-download", "uri": f"{multi.web}/slow/{serve(random_image(3 << 20))}"}
         body = {"method": method, "stores": ["fast", "cheap"]}
         assert api.post(f"/v2/images/{image_id}/import", json=body).status_code == 202
         wait_for(lambda: list(staging.glob(f"{image_id}.*.part")), what="partial data")
-        writer = next(
-            p
-            for p in map(psutil.Process, store_pids(multi))
-            if any(f.path.startswith(str(staging / image_id)) for f in p.open_files())
-        )
+        writer = writer_of(multi, staging / image_id)
         writer.send_signal(signal.SIGKILL)
-    finally:
-        Source.release.set()
     image = settled(api, image_id)
     assert image["status"] == "queued" and not image.get("stores")
     assert image["os_glance_failed_import"] == "fast"  # the store at work, as Glance

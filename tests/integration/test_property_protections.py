@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Api
 from tests.integration.test_images_api import error_of
-from tests.stack import ROOT, MysqlDatabase, Stack, write_config
+from tests.stack import ROOT, Stack, write_config
 
 # Members may read x_members_* but only admins change them; x_admin_* is admin-only;
 # x_denied_* nobody may touch; members may write x_drop_* but not read it back; anything
@@ -84,7 +84,7 @@ delete = @
 POLICY_FILE = '"pp_admin": "role:admin"\n"pp_member": "role:member or rule:pp_admin"\n'
 
 
-def _start(workdir, database_url, rule_format):
+def _start(workdir, mysql, rule_format):
     text = ROLES_FILE if rule_format == "roles" else POLICIES_FILE
     (workdir / "protections.conf").write_text(text)
     sections = {}
@@ -93,7 +93,7 @@ def _start(workdir, database_url, rule_format):
         sections["oslo_policy"] = {"policy_file": workdir / "policy.yaml"}
     return Stack(
         workdir,
-        database_url=database_url,
+        mysql=mysql,
         sections=sections,
         # relative: looked for beside the config file, as Glance's find_file
         property_protection_file="protections.conf",
@@ -109,16 +109,9 @@ def _start(workdir, database_url, rule_format):
 )
 def protected(request, tmp_path_factory):
     rule_format, db = request.param
-    database = MysqlDatabase() if db == "mysql" else None
-    stack = _start(
-        tmp_path_factory.mktemp(f"pp-{rule_format}-{db}"),
-        database.url if database else None,
-        rule_format,
-    )
+    stack = _start(tmp_path_factory.mktemp(f"pp-{rule_format}-{db}"), db == "mysql", rule_format)
     yield stack
     stack.cleanup()
-    if database:
-        database.delete()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from services.common.config import load_config
 from services.common.context import RequestContext
 from services.common.errors import ServiceUnavailable
 from tests.conftest import Api
+from tests.integration.test_image_data import active_image
 from tests.stack import Stack, Vhost, free_port
 
 
@@ -37,15 +38,8 @@ def failover_stack(tmp_path_factory):
 
 def test_gateway_and_services_use_the_second_host(failover_stack):
     api = Api(failover_stack.url)
-    image = api.create(name="over-the-second-host", disk_format="raw", container_format="bare")
     # the store replica (nameko, kombu's failover list) reaches the registry too
-    resp = api.put(
-        f"/v2/images/{image['id']}/file",
-        data=b"x" * 4096,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert resp.status_code == 204, resp.text
-    assert api.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+    image = active_image(api, "over-the-second-host", b"x" * 4096)
     assert api.get(f"/v2/images/{image['id']}/file").content == b"x" * 4096
     assert "over-the-second-host" in {i["name"] for i in api.get("/v2/images").json()["images"]}
 

@@ -18,6 +18,7 @@ from services.common.config import load_config
 from services.common.context import RequestContext
 from services.common.errors import ServiceUnavailable
 from tests.conftest import Api
+from tests.integration.test_image_data import active_image
 from tests.stack import Stack, Vhost, write_config
 
 
@@ -103,15 +104,7 @@ def test_stack_over_tls(tls, tmp_path):
     )
     try:
         stack.start()
-        api = Api(stack.url)
-        image = api.create(name="over-tls", disk_format="raw", container_format="bare")
-        resp = api.put(
-            f"/v2/images/{image['id']}/file",
-            data=b"tls" * 1000,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert resp.status_code == 204, resp.text
-        assert api.get(f"/v2/images/{image['id']}").json()["status"] == "active"
+        active_image(Api(stack.url), "over-tls", b"tls" * 1000)
         # the gateway, the registry, the store and the cache all came through TLS
         assert tls.handshakes >= 4
     finally:

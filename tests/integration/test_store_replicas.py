@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import time
 import uuid
 
@@ -51,20 +50,20 @@ def rapi(replicated):
 
 def store_consumers(stack) -> int:
     """Consumers of the store's RPC queue, as RabbitMQ counts them."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", stack.vhost.name, "name", "consumers"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    counts = [int(line.split()[1]) for line in out.splitlines() if line.startswith("rpc-store")]
-    return counts[0] if counts else 0
+    return stack.queue_consumers().get("rpc-store", 0)
 
 
 def store_pids(stack) -> set[int]:
-    procs = psutil.Process(stack.process.pid).children(recursive=True)
-    procs += [psutil.Process(p.pid) for p in stack.extra if p.poll() is None]
-    return {p.pid for p in procs if "store" in p.cmdline()}
+    return {p.pid for p in stack.processes("store")}
+
+
+def writer_of(stack, path) -> psutil.Process:
+    """The store replica holding a file open whose path starts with ``path``."""
+    return next(
+        p
+        for p in stack.processes("store")
+        if any(f.path.startswith(str(path)) for f in p.open_files())
+    )
 
 
 def test_both_replicas_take_uploads(replicated, rapi):
@@ -85,11 +84,7 @@ def test_replica_killed_mid_upload(replicated, rapi):
     wait_for(
         lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")), what="the partial file"
     )
-    writer = next(
-        p
-        for p in map(psutil.Process, store_pids(replicated))
-        if any(f.path.startswith(str(replicated.datadir / image["id"])) for f in p.open_files())
-    )
+    writer = writer_of(replicated, replicated.datadir / image["id"])
     writer.send_signal(signal.SIGKILL)
     sock.close()
     wait_for(

@@ -22,18 +22,9 @@ def swift_stack(swift, tmp_path_factory):
     stack = Stack(
         tmp_path_factory.mktemp("swift-stack"),
         sections={
-            "glance_store": {
-                "stores": "file,http,swift",
-                "default_store": "swift",
-                "swift_store_auth_address": swift.auth_url,
-                "swift_store_user": swift.user,
-                "swift_store_key": swift.key,
-                "swift_store_auth_version": "1",
-                "swift_store_container": CONTAINER,
-                "swift_store_create_container_on_put": True,
-                "swift_store_large_object_size": 2,
-                "swift_store_large_object_chunk_size": 1,
-            }
+            "glance_store": swift.glance_store_options(
+                CONTAINER, swift_store_large_object_size=2, swift_store_large_object_chunk_size=1
+            )
         },
     ).start()
     yield stack

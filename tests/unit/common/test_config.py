@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -16,13 +15,7 @@ from services.common.config import (
     nameko_config,
 )
 
-
-@pytest.fixture(autouse=True)
-def no_os_environment(monkeypatch):
-    """Options from the developer's environment must not leak into these tests."""
-    for name in list(os.environ):
-        if name.startswith("OS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_os_environment")
 
 
 def config_with(**defaults):

@@ -4,7 +4,6 @@ each option Tessera reads but does not act on."""
 
 from __future__ import annotations
 
-import os
 import ssl
 
 import pytest
@@ -19,12 +18,7 @@ from services.common.broker import (
 )
 from services.common.config import load_config, nameko_config
 
-
-@pytest.fixture(autouse=True)
-def no_os_environment(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("OS_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("no_os_environment")
 
 
 def config(transport_url="rabbit://u:p@mq:5672/", **rabbit):
