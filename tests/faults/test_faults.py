@@ -410,19 +410,13 @@ def test_faults(cluster):
         recovered["gateway SIGKILL"] = recovery(stack.url, started)
         time.sleep(1)
 
-        started = time.monotonic()
-        rabbit.stop()
-        time.sleep(1)
-        rabbit.start()
-        recovered["RabbitMQ restart"] = recovery(stack.url, started)
-        time.sleep(1)
-
-        started = time.monotonic()
-        mariadb.stop()
-        time.sleep(1)
-        mariadb.start()
-        recovered["MariaDB restart"] = recovery(stack.url, started)
-        time.sleep(1)
+        for name, server in (("RabbitMQ", rabbit), ("MariaDB", mariadb)):
+            started = time.monotonic()
+            server.stop()
+            time.sleep(1)
+            server.start()
+            recovered[f"{name} restart"] = recovery(stack.url, started)
+            time.sleep(1)
 
         started = time.monotonic()
         mariadb.freeze()

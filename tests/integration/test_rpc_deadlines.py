@@ -33,11 +33,7 @@ ADMIN = RequestContext(project_id="admin-project", roles=("admin", "member", "re
 
 
 def registries(stack: Stack) -> list[psutil.Process]:
-    found = [
-        p
-        for p in psutil.Process(stack.process.pid).children(recursive=True)
-        if "registry" in p.cmdline()
-    ]
+    found = stack.processes("registry")
     assert found
     return found
 

@@ -38,11 +38,7 @@ def test_registry_that_stops_answering_is_a_503_not_a_hang(stack):
     """A stalled registry (SIGSTOP) makes the call time out into ServiceUnavailable."""
     conf = load_config(["--config-file", str(stack.config)])
     client = RpcClient(amqp_uri(conf), timeout=1.5)
-    registries = [
-        p
-        for p in psutil.Process(stack.process.pid).children(recursive=True)
-        if "registry" in p.cmdline()
-    ]
+    registries = stack.processes("registry")
     assert registries
     for p in registries:
         p.send_signal(signal.SIGSTOP)
