@@ -5,16 +5,17 @@ against this machine's loopback HTTP limit.
     .venv/bin/python bench/cache_bench.py                  # 256 MiB image, 5 hits each
     .venv/bin/python bench/cache_bench.py --size-mib 1024 --reps 3 --servers tessera
 
-For each server: one image is uploaded, then downloaded
+Both servers run at once. For each: one image is uploaded, then downloaded
 - uncached: ``Range: bytes=0-`` (the whole image; a range is never cached, by Tessera nor
   Glance, so this is the store relay),
 - first: the download that fills the cache on its way,
-- hit: ``--reps`` downloads served from the cache (after the fill is published).
+- hit: served from the cache (after the fill is published), in ``--reps`` rounds of one
+  hit from each server, so both meet the same machine load.
 The limit is a trivial stdlib HTTP server in its own process sending 1 MiB blocks from
 one buffer in memory (as ../shared/bench/limits.py measures it), read by the same client;
 the same server also sends a file as large as the image with sendfile (a file is read
 from memory that is not in the CPU's caches, unlike one 1 MiB buffer sent again and
-again). Each hit is preceded by one download of each from it, so that the limits and
+again). Each round starts with one download of each from it, so that the limits and
 the hits are measured under the same machine load (this 2-core VM's throughput drifts by
 tens of percent between minutes); medians and best runs are reported. Tessera runs as
 bench/run_bench.py starts it (cache on, under its throw-away data directory); Glance as
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psutil
@@ -106,7 +107,9 @@ def tree_rss_mib(pid: int) -> float:
     return round(total / MiB, 1)
 
 
-def measure(url: str, pid: int, headers: dict, size_mib: int, reps: int, limit_url: str) -> dict:
+def fill(url: str, pid: int, headers: dict, size_mib: int) -> dict:
+    """Upload one image, download it uncached and then once more to fill the cache, and
+    wait until the cache lists it: the path to download it from and the first figures."""
     image_id = upload_image(url, headers, size_mib)
     path = f"/v2/images/{image_id}/file"
     rss_before = tree_rss_mib(pid)
@@ -121,27 +124,41 @@ def measure(url: str, pid: int, headers: dict, size_mib: int, reps: int, limit_u
         if time.monotonic() > deadline:
             raise RuntimeError("the image was not cached")
         time.sleep(0.2)
-    hits, limits, file_limits = [], [], []
-    for _ in range(reps):
-        limits.append(mbps(*download(limit_url, f"/{size_mib}", {})))
-        file_limits.append(mbps(*download(limit_url, "/file", {})))
-        size, secs = download(url, path, headers)
-        assert size == size_mib * MiB
-        hits.append(mbps(size, secs))
     return {
+        "path": path,
         "uncached_MBps": uncached,
         "first_fill_MBps": first,
-        "hit_MBps": hits,
-        "hit_median_MBps": statistics.median(hits),
-        "hit_best_MBps": max(hits),
-        "loopback_MBps": limits,
-        "loopback_median_MBps": statistics.median(limits),
-        "loopback_best_MBps": max(limits),
-        "loopback_file_MBps": file_limits,
-        "loopback_file_median_MBps": statistics.median(file_limits),
         "rss_before_MiB": rss_before,
-        "rss_after_MiB": tree_rss_mib(pid),
     }
+
+
+def summary(figures: list[float], name: str) -> dict:
+    return {
+        f"{name}_MBps": figures,
+        f"{name}_median_MBps": statistics.median(figures),
+        f"{name}_best_MBps": max(figures),
+    }
+
+
+def measure_hits(servers: dict, size_mib: int, reps: int, limit_url: str) -> dict:
+    """``reps`` rounds, each one download of each limit, then one cache hit from each
+    server (``servers``: name -> (url, pid, headers, fill's result))."""
+    figures: dict[str, list[float]] = {"loopback": [], "loopback_file": []}
+    for _ in range(reps):
+        figures["loopback"].append(mbps(*download(limit_url, f"/{size_mib}", {})))
+        figures["loopback_file"].append(mbps(*download(limit_url, "/file", {})))
+        for name, (url, _pid, headers, filled) in servers.items():
+            size, secs = download(url, filled["path"], headers)
+            assert size == size_mib * MiB
+            figures.setdefault(name, []).append(mbps(size, secs))
+    results: dict = {}
+    for name, (_url, pid, _headers, filled) in servers.items():
+        results[name] = {**filled, **summary(figures[name], "hit")}
+        results[name]["rss_after_MiB"] = tree_rss_mib(pid)
+        del results[name]["path"]
+    results.update(summary(figures["loopback"], "loopback"))
+    results.update(summary(figures["loopback_file"], "loopback_file"))
+    return results
 
 
 # A trivial sender, run in a process of its own: ``/<n>``, n MiB sent in 1 MiB blocks
@@ -211,26 +228,28 @@ def main() -> int:
     args = parser.parse_args()
     servers = args.servers.split(",")
     results: dict = {"size_mib": args.size_mib, "reps": args.reps}
-    with loopback_server(args.size_mib) as limit_url:
+    with loopback_server(args.size_mib) as limit_url, ExitStack() as running:
+        started = {}
         if "tessera" in servers:
-            with tessera_stack(
-                workers=2, threads=16, cache_max_size=4 * args.size_mib * MiB
-            ) as stack:
-                results["tessera"] = measure(
-                    stack.url, stack.process.pid, TESSERA_ADMIN, args.size_mib, args.reps, limit_url
-                )
-            print(f"# tessera: {results['tessera']}", flush=True)
+            stack = running.enter_context(
+                tessera_stack(workers=2, threads=16, cache_max_size=4 * args.size_mib * MiB)
+            )
+            started["tessera"] = (stack.url, stack.process.pid, TESSERA_ADMIN)
         if "glance" in servers:
-            with glance_stack(cache=True) as (url, pid):
-                results["glance"] = measure(
-                    url, pid, GLANCE_ADMIN, args.size_mib, args.reps, limit_url
-                )
-            print(f"# glance: {results['glance']}", flush=True)
-    rows = []
-    for figure, key in (
+            started["glance"] = (*running.enter_context(glance_stack(cache=True)), GLANCE_ADMIN)
+        filled = {}
+        for name, (url, pid, headers) in started.items():
+            filled[name] = (url, pid, headers, fill(url, pid, headers, args.size_mib))
+            print(f"# {name}: {filled[name][3]}", flush=True)
+        results.update(measure_hits(filled, args.size_mib, args.reps, limit_url))
+    print(f"# {results}", flush=True)
+    limits = [
         ("loopback HTTP limit, median (MB/s)", "loopback_median_MBps"),
         ("loopback HTTP limit, best (MB/s)", "loopback_best_MBps"),
         ("loopback limit, a file by sendfile (MB/s)", "loopback_file_median_MBps"),
+    ]
+    rows = [(figure, results[key], results[key]) for figure, key in limits]
+    for figure, key in (
         ("uncached download (MB/s)", "uncached_MBps"),
         ("first download, filling (MB/s)", "first_fill_MBps"),
         ("cache hit, median (MB/s)", "hit_median_MBps"),
@@ -242,9 +261,9 @@ def main() -> int:
     table = figure_table(rows, width=42)
     if "tessera" in results:
         ours = results["tessera"]
-        median = ours["hit_median_MBps"] / ours["loopback_median_MBps"]
-        best = ours["hit_best_MBps"] / ours["loopback_best_MBps"]
-        of_file = ours["hit_median_MBps"] / ours["loopback_file_median_MBps"]
+        median = ours["hit_median_MBps"] / results["loopback_median_MBps"]
+        best = ours["hit_best_MBps"] / results["loopback_best_MBps"]
+        of_file = ours["hit_median_MBps"] / results["loopback_file_median_MBps"]
         table.append(
             f"Tessera cache hit / loopback limit: {median:.0%} (medians), {best:.0%} (best runs)"
         )
@@ -252,7 +271,7 @@ def main() -> int:
         if "glance" in results:
             table.append(
                 f"Tessera cache hit / Glance cache hit: "
-                f"{ours['hit_median_MBps'] / results['glance']['hit_median_MBps']:.2f}x"
+                f"{ours['hit_median_MBps'] / results['glance']['hit_median_MBps']:.2f}x (medians)"
             )
     write_results("cache", results, table)
     return 0
