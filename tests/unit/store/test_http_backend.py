@@ -1,14 +1,17 @@
-"""The read-only http store against a real local HTTP server (redirects, ranges)."""
+"""The read-only http store against a real local HTTP server (redirects, ranges, every
+hop connected to the address the URL filter checked)."""
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from services.common.errors import Forbidden
+from services.common.url_filter import UrlFilter
 from services.store.backends.base import DataNotFound, StoreBackend, StoreUnavailable
 from services.store.backends.http import HttpStore
 
@@ -17,6 +20,7 @@ DATA = os.urandom(3 * (1 << 20) + 123)
 
 class Handler(BaseHTTPRequestHandler):
     honour_ranges = True
+    hosts: list[str] = []  # the Host header of every request, in order
 
     def log_message(self, *args):
         pass
@@ -28,6 +32,14 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(body=True)
 
     def _answer(self, body: bool):
+        self.hosts.append(self.headers["Host"])
+        if self.path == "/short":  # announces more than it sends, then closes
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(DATA)))
+            self.end_headers()
+            if body:
+                self.wfile.write(DATA[:100])
+            return
         if self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/image")
@@ -88,9 +100,32 @@ def test_ranges_asked_or_emulated(store, base_url, path):
 def test_errors(store, base_url):
     with pytest.raises(DataNotFound):
         store.get(f"{base_url}/missing")
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreUnavailable, match="could not be reached"):
         store.get("http://127.0.0.1:1/image")
+    with pytest.raises(StoreUnavailable, match="ended"):  # never a silently short image
+        b"".join(store.get(f"{base_url}/short"))
     with pytest.raises(Forbidden):
         store.add("img", iter([b"x"]), 1, "u")
     store.delete(f"{base_url}/image")  # never deletes remote data
     assert b"".join(store.get(f"{base_url}/image", 0, 3)) == DATA[:3]
+
+
+class ResolvingToLoopback(UrlFilter):
+    """A filter whose DNS answers 127.0.0.1 for any name, for a name no resolver answers
+    (``.invalid``, RFC 6761): the test server is reached only when the store connects to
+    the address the filter gave, never by resolving the name again."""
+
+    def resolve(self, url):
+        return replace(self.check(url), address="127.0.0.1")
+
+
+def test_every_hop_goes_to_the_checked_address(base_url):
+    port = int(base_url.rsplit(":", 1)[1])
+    store = HttpStore(url_filter=ResolvingToLoopback(allowed_ports=[port]))
+    url = f"http://image-source.invalid:{port}"
+    Handler.hosts.clear()
+    assert b"".join(store.get(f"{url}/moved")) == DATA  # two hops
+    assert b"".join(store.get(f"{url}/image", 10, 100)) == DATA[10:110]
+    assert b"".join(store.get(f"{url}/norange", (1 << 20) + 7)) == DATA[(1 << 20) + 7 :]
+    assert store.size(f"{url}/moved") == len(DATA)  # HEAD, two hops
+    assert Handler.hosts == [f"image-source.invalid:{port}"] * 6  # the URL's host, kept
