@@ -240,8 +240,9 @@ def file_body(
 ) -> Iterator[bytes]:
     """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
     hit): the first block through the server (it sends the headers with it), the rest
-    written to the socket from a mapping of the file (``_send_file``). The caller closes ``fd`` when the response is closed
-    (``ClosingBody``). ``sent``, a one-item list, counts the bytes sent."""
+    written to the socket from a mapping of the file (``_send_file``). The caller closes
+    ``fd`` when the response is closed (``ClosingBody``). ``sent``, a one-item list,
+    counts the bytes sent."""
     sent = [0] if sent is None else sent
     first = os.pread(fd, min(block, length), offset)
     yield first

@@ -1,4 +1,5 @@
-"""The one filter for every URL Tessera fetches on a user's behalf (web-download today).
+"""The one filter for every URL Tessera fetches on a user's behalf (web-download imports
+and the http store's locations).
 
 Glance's ``[import_filtering_opts]`` with Glance 33's meaning:
 - ``allowed_schemes`` (default http, https) wins over ``disallowed_schemes``; likewise
@@ -17,7 +18,8 @@ Safer than Glance:
 - only http and https are ever fetched, whatever ``allowed_schemes`` says;
 - ``resolve`` checks every address the name resolves to and pins the connection to an
   allowed one (no second lookup an attacker's DNS could answer differently); the
-  fetcher calls it again for every redirect hop (services/store/web_fetch.py).
+  fetchers call it again for every redirect hop (services/store/web_fetch.py,
+  services/store/backends/http.py, through services/store/pinned_http.py).
 
 ``check`` is what needs no DNS (the gateway's 400 at ``/import``); ``resolve`` is the
 whole check, made by the store replica right before it connects.

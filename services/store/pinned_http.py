@@ -79,8 +79,10 @@ class _PinnedHTTPS(_Pinned, http.client.HTTPSConnection):
 
 
 def host_header(target: Target) -> str:
-    """The URL's host (and port, unless the scheme's default), as the Host header."""
-    host = f"[{target.host}]" if ":" in target.host else target.host
+    """The URL's host (and port, unless the scheme's default), as the Host header; a
+    host in other than ASCII in its IDNA form (``xn--...``), as DNS was asked for it."""
+    host = target.host if target.host.isascii() else target.host.encode("idna").decode()
+    host = f"[{host}]" if ":" in host else host
     default = {"http": 80, "https": 443}[target.scheme]
     return host if target.port == default else f"{host}:{target.port}"
 

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.common.errors import Forbidden
-from services.common.url_filter import UrlFilter
+from services.common.url_filter import Target, UrlFilter
 from services.store.backends.base import DataNotFound, StoreBackend, StoreUnavailable
 from services.store.backends.http import HttpStore
+from services.store.pinned_http import host_header
 
 DATA = os.urandom(3 * (1 << 20) + 123)
 
@@ -129,3 +130,17 @@ def test_every_hop_goes_to_the_checked_address(base_url):
     assert b"".join(store.get(f"{url}/norange", (1 << 20) + 7)) == DATA[(1 << 20) + 7 :]
     assert store.size(f"{url}/moved") == len(DATA)  # HEAD, two hops
     assert Handler.hosts == [f"image-source.invalid:{port}"] * 6  # the URL's host, kept
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "header"),
+    [
+        ("images.example", 80, "images.example"),
+        ("images.example", 8080, "images.example:8080"),
+        ("::1", 8080, "[::1]:8080"),
+        ("пример.рф", 80, "xn--e1afmkfd.xn--p1ai"),  # as DNS was asked for it
+    ],
+)
+def test_host_header(host, port, header):
+    target = Target(f"http://{host}/", "http", host, port, "/", "127.0.0.1")
+    assert host_header(target) == header
