@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import mmap
 import os
 import select
 import socket
@@ -24,12 +23,14 @@ import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 try:  # the gateway runs under gunicorn; tests may drive the app without it
     from gunicorn.http.body import Body, LengthReader
 except ImportError:  # pragma: no cover
     Body = LengthReader = None
 
+from services.api.mapped_send import send_mapped
 
 PIPE_SIZE = 1 << 20
 
@@ -195,54 +196,14 @@ class ClosingBody:
                 on_close()
 
 
-#: bytes of a cache file mapped at a time while it is sent
-MAP_WINDOW = 16 << 20
-#: bytes handed to one write(2)
-SEND_BLOCK = 4 << 20
-
-
-def _send_file(
-    target: socket.socket, fd: int, offset: int, length: int, timeout: float, counted=None
-) -> None:
-    """Send ``length`` bytes of the file ``fd`` from ``offset`` to ``target`` (adding
-    what was sent to ``counted[0]``, when given): the file is mapped ``MAP_WINDOW`` bytes
-    at a time and written to the socket from the mapping, so its bytes never pass
-    through a Python buffer (the kernel copies them from the page cache into the socket).
-
-    Not ``sendfile``: measured on this project's 2-core VM (bench/cache_bench.py's
-    rounds, 256 MiB cached image, medians of 8), a cache hit sent with ``sendfile`` ran at
-    1686 MB/s and 67% of the loopback limit, the same hit sent from the mapping at 2737
-    MB/s and 90%; a trivial server's ``sendfile`` of a file was as slow as the former."""
-    granularity = mmap.ALLOCATIONGRANULARITY
-    while length > 0:
-        start = offset - offset % granularity
-        size = min(MAP_WINDOW, offset + length - start)
-        try:
-            mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ, offset=start)
-        except ValueError:  # the mapping would reach past the end of the file
-            raise OSError("the file ended early") from None
-        with mapped, memoryview(mapped) as window:
-            position = offset - start
-            while position < size:
-                try:
-                    sent = os.write(target.fileno(), window[position : position + SEND_BLOCK])
-                except BlockingIOError:
-                    _wait(target, True, timeout)
-                    continue
-                position += sent
-                if counted is not None:
-                    counted[0] += sent
-        offset, length = start + size, length - (size - (offset - start))
-
-
 def file_body(
     environ: dict, fd: int, offset: int, length: int, block: int, timeout: float, sent=None
 ) -> Iterator[bytes]:
     """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
     hit): the first block through the server (it sends the headers with it), the rest
-    written to the socket from a mapping of the file (``_send_file``). The caller closes
-    ``fd`` when the response is closed (``ClosingBody``). ``sent``, a one-item list,
-    counts the bytes sent."""
+    written to the socket from a mapping of the file (services/api/mapped_send.py).
+    The caller closes ``fd`` when the response is closed (``ClosingBody``). ``sent``, a
+    one-item list, counts the bytes sent."""
     sent = [0] if sent is None else sent
     first = os.pread(fd, min(block, length), offset)
     yield first
@@ -250,7 +211,13 @@ def file_body(
     offset, length = offset + len(first), length - len(first)
     target = _client_socket(environ)
     if target is not None:
-        _send_file(target, fd, offset, length, timeout, sent)
+
+        def count(n: int) -> None:
+            sent[0] += n
+
+        send_mapped(
+            target.fileno(), fd, offset, length, partial(_wait, target, True, timeout), count
+        )
         return
     while length > 0:
         chunk = os.pread(fd, min(block, length), offset)

@@ -1,16 +1,19 @@
-"""A cache hit's bytes written from a mapping of the cache file
-(services/api/body_stream.py ``_send_file``): any offset and length, across several
-mapping windows, counted as sent; a file shorter than asked for is an error."""
+"""A file's bytes written to a socket from a mapping of the file
+(services/api/mapped_send.py, the gateway's cache hits): any offset and
+length, across several mapping windows, counted as sent; a file shorter than asked for
+is FileEnded."""
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 
 import pytest
 
-from services.api import body_stream
+from services.api import mapped_send
+from services.api.mapped_send import FileEnded, send_mapped
 
 
 def _received(sock: socket.socket, out: list) -> None:
@@ -27,9 +30,16 @@ def _send(path, offset: int, length: int) -> tuple[bytes, int]:
     reader = threading.Thread(target=_received, args=(receiver, out))
     reader.start()
     counted = [0]
+
+    def count(n: int) -> None:
+        counted[0] += n
+
+    def wait() -> None:
+        select.select([], [sender], [], 10)
+
     fd = os.open(path, os.O_RDONLY)
     try:
-        body_stream._send_file(sender, fd, offset, length, 10, counted)
+        send_mapped(sender.fileno(), fd, offset, length, wait, count)
     finally:
         os.close(fd)
         sender.close()
@@ -40,8 +50,8 @@ def _send(path, offset: int, length: int) -> tuple[bytes, int]:
 
 @pytest.fixture
 def data_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(body_stream, "MAP_WINDOW", 3 * os.sysconf("SC_PAGE_SIZE"))
-    monkeypatch.setattr(body_stream, "SEND_BLOCK", 5000)
+    monkeypatch.setattr(mapped_send, "MAP_WINDOW", 3 * os.sysconf("SC_PAGE_SIZE"))
+    monkeypatch.setattr(mapped_send, "SEND_BLOCK", 5000)
     data = os.urandom(10 * os.sysconf("SC_PAGE_SIZE") + 123)
     path = tmp_path / "cached"
     path.write_bytes(data)
@@ -62,5 +72,5 @@ def test_any_range_across_windows(data_file, offset, length):
 
 def test_a_file_shorter_than_asked_for_is_an_error(data_file):
     path, data = data_file
-    with pytest.raises(OSError, match="ended early"):
+    with pytest.raises(FileEnded):
         _send(path, 0, len(data) + 1)
