@@ -30,7 +30,7 @@ try:  # the gateway runs under gunicorn; tests may drive the app without it
 except ImportError:  # pragma: no cover
     Body = LengthReader = None
 
-from services.api.mapped_send import send_mapped
+from services.common.mapped_send import send_mapped
 
 PIPE_SIZE = 1 << 20
 
@@ -201,7 +201,7 @@ def file_body(
 ) -> Iterator[bytes]:
     """``length`` bytes of the open file ``fd`` from ``offset`` as a WSGI body (a cache
     hit): the first block through the server (it sends the headers with it), the rest
-    written to the socket from a mapping of the file (services/api/mapped_send.py).
+    written to the socket from a mapping of the file (services/common/mapped_send.py).
     The caller closes ``fd`` when the response is closed (``ClosingBody``). ``sent``, a
     one-item list, counts the bytes sent."""
     sent = [0] if sent is None else sent

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 from collections.abc import Callable
+from functools import partial
 
 from eventlet.hubs import trampoline
 from eventlet.wsgi import ChunkReadError
@@ -26,6 +26,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.wrappers import Response
 
 from services.common.errors import BadRequest, TesseraError, status_for
+from services.common.mapped_send import FileEnded, send_mapped
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,11 @@ def _typed_stream_errors(read: Callable[[memoryview], int]) -> Callable[[memoryv
     return guarded
 
 
-def sendfile_body(environ: dict, path, offset: int, length: int, on_sent=None):
-    """A response body that the kernel copies from the file straight to the client's
-    socket (``sendfile``), after eventlet's server has sent the headers with the first
-    few bytes. Falls back to reading when the connection is not a plain socket.
-    ``on_sent(n)`` hears of the bytes sendfile sent (those never pass through a yield)."""
+def file_body(environ: dict, path, offset: int, length: int, on_sent=None):
+    """A response body written to the client's socket straight from a mapping of the file
+    (services/common/mapped_send.py), after eventlet's server has sent the headers with
+    the first few bytes. Falls back to reading when the connection is not a plain socket.
+    ``on_sent(n)`` hears of the bytes sent so (those never pass through a yield)."""
     sock = getattr(environ.get("eventlet.input"), "_sock", None)
     fd = getattr(sock, "fd", None)
     with open(path, "rb", buffering=0) as handle:
@@ -140,14 +141,8 @@ def sendfile_body(environ: dict, path, offset: int, length: int, on_sent=None):
                 length -= len(chunk)
                 yield chunk
             return
-        while length > 0:
-            try:
-                sent = os.sendfile(fd.fileno(), handle.fileno(), offset, min(length, 16 << 20))
-            except BlockingIOError:
-                trampoline(fd, write=True)
-                continue
-            if sent == 0:
-                return
-            if on_sent is not None:
-                on_sent(sent)
-            offset, length = offset + sent, length - sent
+        try:
+            wait = partial(trampoline, fd, write=True)
+            send_mapped(fd.fileno(), handle.fileno(), offset, length, wait, on_sent)
+        except FileEnded:  # the client sees a short body
+            log.warning("download of %s: the file is shorter than its image", path)

@@ -28,7 +28,7 @@ from services.common.rpc import Context, Settings, rpc
 from services.common.url_filter import UrlFilter
 from services.store import scrubber, sweep
 from services.store.buffers import UploadBuffers
-from services.store.dataport import body_readinto, data_http, sendfile_body
+from services.store.dataport import body_readinto, data_http, file_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
 from services.store.imports import ImportWorker
 from services.store.leases import UploadLeaseKeeper
@@ -221,7 +221,7 @@ class StoreService(ImportWorker):
             length = backend.size(location) - offset
         notice = SendNotice(self.notifier, session.get("send"), length, session.get("image_id"))
         if backend.local_files and length > 0:
-            body = sendfile_body(
+            body = file_body(
                 request.environ,
                 backend.local_path(location),
                 offset,

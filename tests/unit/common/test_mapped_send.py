@@ -1,7 +1,7 @@
 """A file's bytes written to a socket from a mapping of the file
-(services/api/mapped_send.py, the gateway's cache hits): any offset and
-length, across several mapping windows, counted as sent; a file shorter than asked for
-is FileEnded."""
+(services/common/mapped_send.py: the gateway's cache hits, the store's downloads): any
+offset and length, across several mapping windows, counted as sent; a file shorter than
+asked for is FileEnded."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import threading
 
 import pytest
 
-from services.api import mapped_send
-from services.api.mapped_send import FileEnded, send_mapped
+from services.common import mapped_send
+from services.common.mapped_send import FileEnded, send_mapped
 
 
 def _received(sock: socket.socket, out: list) -> None:

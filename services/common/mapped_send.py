@@ -1,13 +1,15 @@
 """Sending a file's bytes to a socket from a mapping of the file, a window at a time: the
 bytes never pass through a Python buffer (the kernel copies them from the page cache into
-the socket). The gateway sends its cache hits so. (The store's data port keeps
-``sendfile`` for downloads: the mapping measured no faster there, 1152 against 1187 MB/s
-uncached, the gateway's relay being the slower hop.)
+the socket). The gateway sends its cache hits so, and a store replica its downloads from
+the file store.
 
 Not ``sendfile``: measured on this project's 2-core VM (bench/cache_bench.py's rounds, a
-256 MiB cached image, medians of 8), a cache hit sent with ``sendfile`` ran at 1686 MB/s,
-67% of the loopback limit, and the same hit sent from the mapping at 2737 MB/s, 90%; a
-trivial server's ``sendfile`` of a file was as slow as the former."""
+256 MiB image, medians), a cache hit sent with ``sendfile`` ran at 1686 MB/s, 67% of the
+loopback limit, and the same hit sent from the mapping at 2737 MB/s, 90%; a trivial
+server's ``sendfile`` of a file was as slow as the former. An uncached download (the
+store replica sending, the gateway relaying) ran at 1001-1322 MB/s with the replica's
+``sendfile`` and 1259-1526 MB/s with the mapping, in four of five alternating pairs of
+runs (the fifth: 1187 against 1152)."""
 
 from __future__ import annotations
 
