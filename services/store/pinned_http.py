@@ -6,10 +6,10 @@ between (a public address for the check, 169.254.169.254 for the connection). He
 connection goes to ``target.address``, the very address that was checked, while the Host
 header and the TLS server name (and certificate check) stay the URL's host.
 
-Used by both fetchers of URLs given by users: web-download imports
+Used by both fetchers of URLs given by users, web-download imports
 (services/store/web_fetch.py) and the http store's reads of locations
-(services/store/backends/http.py). Each follows redirects itself, a ``resolve`` and a
-pinned request per hop.
+(services/store/backends/http.py), through ``follow``: a ``resolve`` and a pinned
+request per redirect hop.
 """
 
 from __future__ import annotations
@@ -17,11 +17,21 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import urljoin
+
+from requests.utils import requote_uri
 
 from services.common.url_filter import Target
 
 REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 BLOCKSIZE = 1 << 20  # bytes a request body is sent in
+
+
+class TooManyRedirects(Exception):
+    """More redirects than a fetch follows."""
 
 
 class _HeldSocket:
@@ -114,3 +124,30 @@ def request(
     except BaseException:
         conn.release()
         raise
+
+
+def follow(
+    url: str,
+    resolve: Callable[[str], Target],
+    method: str,
+    headers: dict[str, str],
+    timeout: float,
+    connect_timeout: float | None = None,
+) -> tuple[str, _Pinned, http.client.HTTPResponse]:
+    """``request`` ``url``, following redirects: each hop's target is ``resolve(url)``
+    (a URL filter's, which raises for a refused hop), its path quoted as a browser would.
+    Answers the last hop's URL, connection and response head: the first answer that is
+    not a redirect with a Location (a redirect without one included); the caller reads
+    the body and releases the connection. Raises what ``request`` raises, or
+    TooManyRedirects past MAX_REDIRECTS."""
+    for _hop in range(MAX_REDIRECTS + 1):
+        target = resolve(url)
+        target = replace(target, path=requote_uri(target.path))
+        conn, resp = request(target, method, headers, timeout, connect_timeout)
+        location = resp.getheader("Location") if resp.status in REDIRECTS else None
+        if location is None:
+            return url, conn, resp
+        resp.close()
+        conn.release()
+        url = urljoin(url, location)
+    raise TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")

@@ -4,8 +4,8 @@
   connection goes to the very address that was checked (pinned, by
   services/store/pinned_http.py; the Host header and the TLS name stay the URL's host),
   so a DNS answer cannot change between check and use.
-- Redirects are followed here, not by a library, each one filtered like the first URL,
-  at most MAX_REDIRECTS of them.
+- Redirects are followed by pinned_http.follow, not by a library, each one filtered like
+  the first URL, at most pinned_http.MAX_REDIRECTS of them.
 - The body is read straight from the socket into the caller's buffers. With a
   Content-Length, reads are not stopped at that length: the upload pipeline asks for one
   byte more and so sees a body longer than announced (the request says
@@ -17,13 +17,11 @@ from __future__ import annotations
 import http.client
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin
 
 from services.common.errors import BadRequest
-from services.common.url_filter import Target, UrlFilter, UrlRefused
+from services.common.url_filter import UrlFilter, UrlRefused
 from services.store import pinned_http
 
-MAX_REDIRECTS = 5
 TIMEOUT = 60  # seconds a source may stay silent
 FILL = 1 << 20  # bytes a read waits for, at most
 
@@ -38,13 +36,6 @@ class Source:
     size: int | None  # Content-Length, when the source sent one
     readinto: Callable[[memoryview], int]
     close: Callable[[], None]
-
-
-def _request(target: Target, timeout: float):
-    try:
-        return pinned_http.request(target, "GET", {"User-Agent": "tessera-web-download"}, timeout)
-    except (OSError, http.client.HTTPException) as exc:
-        raise SourceError(f"Could not read {target.url}: {exc}") from None
 
 
 def _guarded(read: Callable[[memoryview], int], url: str) -> Callable[[memoryview], int]:
@@ -76,27 +67,27 @@ def _filling(readinto1: Callable[[memoryview], int]) -> Callable[[memoryview], i
 def open_source(url: str, url_filter: UrlFilter, timeout: float = TIMEOUT) -> Source:
     """Connect, follow redirects (each hop filtered), and answer the body's reader.
     Raises UrlRefused (a hop the filter refuses) or SourceError."""
-    for _hop in range(MAX_REDIRECTS + 1):
-        target = url_filter.resolve(url)
-        conn, resp = _request(target, timeout)
+    try:
+        url, conn, resp = pinned_http.follow(
+            url, url_filter.resolve, "GET", {"User-Agent": "tessera-web-download"}, timeout
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        raise SourceError(f"Could not read {url}: {exc}") from None
+    except pinned_http.TooManyRedirects as exc:
+        raise UrlRefused(f"{url}: {exc}.") from None
+    if resp.status != 200:
+        resp.close()
+        conn.release()
         if resp.status in pinned_http.REDIRECTS:
-            location = resp.getheader("Location")
-            conn.release()
-            if not location:
-                raise SourceError(f"{url} answered {resp.status} without a Location.")
-            url = urljoin(url, location)
-            continue
-        if resp.status != 200:
-            conn.release()
-            raise SourceError(f"{url} answered HTTP {resp.status} {resp.reason}.")
-        if resp.chunked or resp.length is None:
-            reader = resp.readinto  # de-chunked, or read to the close
-        else:
-            reader = _filling(resp.fp.readinto1)  # past the length too: the module's note
+            raise SourceError(f"{url} answered {resp.status} without a Location.")
+        raise SourceError(f"{url} answered HTTP {resp.status} {resp.reason}.")
+    if resp.chunked or resp.length is None:
+        reader = resp.readinto  # de-chunked, or read to the close
+    else:
+        reader = _filling(resp.fp.readinto1)  # past the length too: the module's note
 
-        def close(resp=resp, conn=conn):
-            resp.close()
-            conn.release()
+    def close():
+        resp.close()
+        conn.release()
 
-        return Source(url, resp.length, _guarded(reader, url), close)
-    raise UrlRefused(f"{url}: more than {MAX_REDIRECTS} redirects.")
+    return Source(url, resp.length, _guarded(reader, url), close)

@@ -1,28 +1,22 @@
 """The http store: read-only access to image data at an http(s) URL (a location added
 through the locations API). Follows redirects (at most five), each hop checked by the
-URL filter (services/common/url_filter.py) when the store has one, as the service's
-does, and requested from the very address the filter checked
+URL filter (services/common/url_filter.py), as the service's web-download does, and
+requested from the very address the filter checked
 (services/store/pinned_http.py), so a DNS answer cannot change between check and use;
 ranges are asked of the server and emulated when it ignores them."""
 
 from __future__ import annotations
 
 import http.client
-import socket
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
-from urllib.parse import urljoin, urlsplit
-
-from requests.utils import requote_uri
 
 from services.common.errors import Forbidden
-from services.common.url_filter import DEFAULT_PORTS, Target
+from services.common.url_filter import UrlFilter
 from services.store import pinned_http
 from services.store.backends.base import DataNotFound, StoredImage, StoreUnavailable
 
 CHUNK = 1 << 20
 TIMEOUT = (10, 60)  # connect, read
-MAX_REDIRECTS = 5
 USER_AGENT = "tessera-http-store"
 
 
@@ -39,71 +33,44 @@ def _unreachable(location: str, exc: BaseException) -> StoreUnavailable:
     )
 
 
-def _unfiltered(url: str) -> Target:
-    """A hop's target for a store built without a URL filter (tests): the URL's host
-    resolved once, with no address refused, and pinned like a filtered one. Raises
-    ValueError, KeyError (not http or https) or OSError (no address)."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), parts.hostname
-    if not host:
-        raise ValueError(f"no host in {url}")
-    port = parts.port or DEFAULT_PORTS[scheme]
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
-    return Target(url, scheme, host, port, path, address)
-
-
 class HttpStore:
     schemes = ("http", "https")
     writable = False
     local_files = False
 
-    def __init__(self, url_filter=None):
-        """``url_filter``: a services.common.url_filter.UrlFilter every URL (redirects
-        included) must pass before it is requested. Without one (tests), every address
-        is allowed, still resolved once per hop and connected to as resolved."""
-        self.url_filter = url_filter
+    def __init__(self, url_filter: UrlFilter | None = None):
+        """``url_filter``: the services.common.url_filter.UrlFilter every URL (redirects
+        included) must pass before it is requested (default: Glance's defaults, which
+        refuse loopback; the store service passes ``[import_filtering_opts]``'s)."""
+        self.url_filter = url_filter or UrlFilter()
 
     def add(
         self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
     ) -> StoredImage:
         raise Forbidden("The http store is read-only.")
 
-    def _target(self, url: str, location: str) -> Target:
-        if self.url_filter is not None:
-            return self.url_filter.resolve(url)  # UrlRefused (400) for a refused hop
-        try:
-            return _unfiltered(url)
-        except (ValueError, KeyError, OSError, UnicodeError) as exc:
-            raise _unreachable(location, exc) from None
-
     def _request(self, method: str, location: str, headers: dict[str, str]):
         """The pinned connection and the response of the last hop (neither 3xx with a
         Location nor an error status); the caller releases the connection."""
-        url = location
-        headers = {"User-Agent": USER_AGENT, **headers}
-        for _hop in range(MAX_REDIRECTS + 1):
-            target = self._target(url, location)
-            target = replace(target, path=requote_uri(target.path))  # as requests sent it
-            try:
-                conn, resp = pinned_http.request(
-                    target, method, headers, TIMEOUT[1], connect_timeout=TIMEOUT[0]
-                )
-            except (OSError, http.client.HTTPException) as exc:
-                raise _unreachable(location, exc) from None
-            redirect = resp.getheader("Location")
-            if resp.status not in pinned_http.REDIRECTS or redirect is None:
-                try:
-                    _check(resp.status, location)
-                except Exception:
-                    _close(conn, resp)
-                    raise
-                return conn, resp
+        try:
+            _url, conn, resp = pinned_http.follow(
+                location,
+                self.url_filter.resolve,  # UrlRefused (400) for a refused hop
+                method,
+                {"User-Agent": USER_AGENT, **headers},
+                TIMEOUT[1],
+                connect_timeout=TIMEOUT[0],
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            raise _unreachable(location, exc) from None
+        except pinned_http.TooManyRedirects as exc:
+            raise StoreUnavailable(f"The image data at {location}: {exc}.") from None
+        try:
+            _check(resp.status, location)
+        except Exception:
             _close(conn, resp)
-            url = urljoin(url, redirect)
-        raise StoreUnavailable(
-            f"The image data at {location}: more than {MAX_REDIRECTS} redirects."
-        )
+            raise
+        return conn, resp
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         headers = {}

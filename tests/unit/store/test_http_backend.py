@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.common.errors import Forbidden
-from services.common.url_filter import Target, UrlFilter
+from services.common.url_filter import Target, UrlFilter, UrlRefused
 from services.store.backends.base import DataNotFound, StoreBackend, StoreUnavailable
 from services.store.backends.http import HttpStore
 from services.store.pinned_http import host_header
@@ -76,7 +76,15 @@ def base_url():
 
 @pytest.fixture
 def store():
-    return HttpStore()
+    """A store whose URL filter allows the loopback test server, on any port."""
+    return HttpStore(url_filter=UrlFilter(allowed_hosts=["127.0.0.1"], allowed_ports=()))
+
+
+def test_the_default_filter_refuses_the_test_server(base_url):
+    """Without a filter given, the store filters as Glance's defaults do (ports 80 and
+    443, no loopback): never unfiltered."""
+    with pytest.raises(UrlRefused, match="does not pass filtering"):
+        HttpStore().get(f"{base_url}/image")
 
 
 def test_contract_shape(store):

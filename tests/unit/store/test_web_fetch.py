@@ -14,7 +14,8 @@ import pytest
 from services.common.errors import StoreUnavailable
 from services.common.url_filter import UrlFilter, UrlRefused
 from services.store.backends.http import HttpStore
-from services.store.web_fetch import MAX_REDIRECTS, SourceError, open_source
+from services.store.pinned_http import MAX_REDIRECTS
+from services.store.web_fetch import SourceError, open_source
 
 ROOT = Path(__file__).resolve().parents[3]
 
