@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from services.api.gateway import call, conf
+from services.api.gateway import call, conf, policy
 from services.cache.index import ImageCache, cacheable_id
 from services.common.config import image_cache_settings
 from services.common.errors import BadRequest, Conflict, NotFound
-from services.common.policy import Policy
 
 bp = Blueprint("cache", __name__)
 
@@ -29,13 +28,6 @@ def node_cache() -> ImageCache | None:
     return extensions["tessera.cache"]
 
 
-def _policy() -> Policy:
-    extensions = current_app.extensions
-    if "tessera.policy" not in extensions:
-        extensions["tessera.policy"] = Policy(conf())
-    return extensions["tessera.policy"]
-
-
 def _enforce(action: str, image: dict | None = None) -> ImageCache:
     """Check the caller's right to ``action`` (on ``image``), then that the cache is on
     (404 as Glance when it is not); this node's cache."""
@@ -47,7 +39,7 @@ def _enforce(action: str, image: dict | None = None) -> ImageCache:
             "owner": image["owner"],
             "visibility": image["visibility"],
         }
-    _policy().authorize(action, target, g.context)
+    policy().authorize(action, target, g.context)
     cache = node_cache()
     if cache is None:
         raise NotFound("Caching via API is not supported at this site.")

@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from services.api.errors import UnsupportedMediaType
 from services.common.errors import BadRequest
+from services.common.policy import Policy
 
 MAX_JSON_BODY = 1 << 20  # metadata bodies only; image bytes never go through here
 MAX_JSON_DEPTH = 32  # no Image API body comes near it; deeper ones are refused (400)
@@ -24,6 +25,15 @@ UNDECODABLE_URL = (
 
 def conf():
     return current_app.extensions["tessera.conf"]
+
+
+def policy() -> Policy:
+    """The gateway's own policy checks (most are the registry's), built on first use:
+    the cache API, the stores' detail."""
+    extensions = current_app.extensions
+    if "tessera.policy" not in extensions:
+        extensions["tessera.policy"] = Policy(conf())
+    return extensions["tessera.policy"]
 
 
 def call(service: str, method: str, *args, **kwargs):

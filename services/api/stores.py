@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from services.api.cache import _policy
-from services.api.gateway import call, conf
+from services.api.gateway import call, conf, policy
 from services.common.config import default_backend, enabled_backends, store_datadir
 from services.common.errors import BadRequest, Conflict, NotFound
 
@@ -107,7 +106,7 @@ def info_stores():
 @bp.get("/v2/info/stores/detail")
 def info_stores_detail():
     stores = _stores()
-    _policy().authorize("stores_info_detail", {"project_id": g.context.project_id}, g.context)
+    policy().authorize("stores_info_detail", {"project_id": g.context.project_id}, g.context)
     backends = enabled_backends(conf())
     for store in stores:
         kind = backends[store["id"]]
