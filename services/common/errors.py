@@ -135,3 +135,9 @@ def from_remote(exc_type: str, message: str) -> TesseraError | None:
     """The typed error a remote reply names, or None for an unexpected error."""
     cls = BY_NAME.get(exc_type)
     return cls(message) if cls else None
+
+
+def failure_message(exc: BaseException) -> str:
+    """Why a piece of long work failed, as a task's message: a Tessera error's own words,
+    any other error's type too (a bare ``OSError`` message says little alone)."""
+    return str(exc) if isinstance(exc, TesseraError) else f"{type(exc).__name__}: {exc}"

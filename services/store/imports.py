@@ -27,7 +27,13 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from services.common.config import staging_datadir
-from services.common.errors import Conflict, Gone, ImageTooLarge, NotFound, TesseraError
+from services.common.errors import (
+    Conflict,
+    Gone,
+    ImageTooLarge,
+    NotFound,
+    failure_message,
+)
 from services.common.logs import set_request_id
 from services.common.rpc import rpc
 from services.common.url_filter import UrlFilter
@@ -277,11 +283,7 @@ class ImportWorker:
                     backend, stored, copied = self._write_to(claim, store_id, progress)
                 except Exception as exc:  # noqa: BLE001 - every failure fails the store
                     log.info("import task %s: store %s failed: %s", task_id, store_id, exc)
-                    reason = (
-                        str(exc)
-                        if isinstance(exc, TesseraError)
-                        else f"{type(exc).__name__}: {exc}"
-                    )
+                    reason = failure_message(exc)
                     if must_succeed:
                         break
                     failed.append(store_id)
@@ -293,7 +295,7 @@ class ImportWorker:
                         task_id, copied["size"] if copied else 0, stores[index + 1 :], failed
                     )
         except Exception as exc:  # noqa: BLE001 - the download to stage failed
-            reason = str(exc) if isinstance(exc, TesseraError) else f"{type(exc).__name__}: {exc}"
+            reason = failure_message(exc)
         finally:
             lease.kill()
         if reason is not None and (must_succeed or not written):

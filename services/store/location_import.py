@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from services.common.errors import Conflict, Gone, TesseraError
+from services.common.errors import Conflict, Gone, TesseraError, failure_message
 from services.common.url_filter import UrlFilter
 from services.store.web_fetch import open_source
 
@@ -67,8 +67,7 @@ def run_location_import(worker, claim: dict, progress: list) -> None:
             }
     except Exception as exc:  # noqa: BLE001 - every failure fails the task
         log.info("location import %s of image %s failed: %s", task_id, image_id, exc)
-        reason = str(exc) if isinstance(exc, TesseraError) else f"{type(exc).__name__}: {exc}"
-        worker.registry.fail_import(task_id, reason)
+        worker.registry.fail_import(task_id, failure_message(exc))
         return
     log.info("location of image %s imported: %s bytes", image_id, result["size"])
     try:
