@@ -24,9 +24,14 @@ MiB = 1 << 20
 
 def qemu_img(tmp_path, fmt: str, size: str, *options: str) -> bytes:
     path = tmp_path / f"disk.{fmt}"
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True, cwd=tmp_path
-    )
+    command = ["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size]
+    for _ in range(5):
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+        # qemu-img times its PBKDF on the thread's CPU clock to pick LUKS iterations, and
+        # gives up when a busy machine's clock reads no time passed; that try is redone.
+        if "Unable to get accurate CPU usage" not in done.stderr:
+            break
+    done.check_returncode()
     return path.read_bytes()
 
 
