@@ -220,11 +220,17 @@ def change_status(session: Session, image_id: str, current: str, target: str, **
 
 
 def record_data(
-    session: Session, image_id: str, current: str | None, result: dict, copies: list[dict]
+    session: Session,
+    image_id: str,
+    current: str | None,
+    result: dict,
+    copies: list[dict],
+    lease_done: bool = True,
 ) -> None:
     """The data a store replica wrote is the image's: ``current → active`` with the size
     and hashes it computed (``current`` None: already active, as after a copy), one
-    active location per copy ({location, metadata}), and the upload or import lease gone."""
+    active location per copy ({location, metadata}), and the upload or import lease gone
+    (unless ``lease_done`` is false: an import still writing to more stores)."""
     if current is not None:
         change_status(
             session,
@@ -249,7 +255,8 @@ def record_data(
                 created_at=utcnow(),
             )
         )
-    session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
+    if lease_done:
+        session.execute(delete(ImageUpload).where(ImageUpload.image_id == image_id))
 
 
 def delete_image(

@@ -114,6 +114,14 @@ class ImportRpc:
             )
 
     @rpc
+    def activate_import(self, task_id: str, result: dict) -> None:
+        with self.db.begin() as session:
+            image_id = imports.activate_import(session, task_id, result)
+            record = self._snapshot(session, image_id, "image.upload", "image.activate")
+        self.dispatch("image.activated", {"image_id": image_id})
+        self._notify(record, "image.upload", "image.activate")
+
+    @rpc
     def finish_import(self, task_id: str, result: dict) -> None:
         with self.db.begin() as session:
             image_id = imports.finish_import(session, self.conf, task_id, result)

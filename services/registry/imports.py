@@ -311,20 +311,34 @@ def renew_import(
         _set_property(image, FAILED, ",".join(failed or []) or None)
 
 
+def activate_import(session: Session, task_id: str, result: dict) -> str:
+    """all_stores_must_succeed false: the first store's copy makes the image active
+    (importing → active) while the import goes on to the next stores, as Glance's
+    set_active on every store of such an import. The lease, the lock and
+    ``os_glance_importing_to_stores`` stay until the import ends. The image id."""
+    task = _task_of(session, task_id)
+    _claimed(session, task.image_id, task_id)
+    record_data(session, task.image_id, "importing", result, result["locations"], lease_done=False)
+    return task.image_id
+
+
 def finish_import(session: Session, conf, task_id: str, result: dict) -> str:
     """importing → active with what the store computed; the task succeeds. The image id."""
     task = _task_of(session, task_id)
     image_id = task.image_id
     _claimed(session, image_id, task_id)
-    copies = result.get("locations") or [
-        {"location": result.get("location"), "metadata": result.get("metadata")}
-    ]
-    if any(copy["location"] is None for copy in copies):
+    copies = (
+        result["locations"]
+        if "locations" in result
+        else [{"location": result.get("location"), "metadata": result.get("metadata")}]
+    )
+    # copy-image leaves the image active, as does an import activated by its first store
+    # (whose later stores may all have failed: no copy is left to record)
+    current = None if session.get(Image, image_id).status == "active" else "importing"
+    if any(copy["location"] is None for copy in copies) or (current and not copies):
         raise BadRequest("An import must end with a location.")
     tasks.set_progress(session, task_id, result["size"] or 0)
     session.refresh(task)
-    # copy-image leaves the image active
-    current = None if session.get(Image, image_id).status == "active" else "importing"
     record_data(session, image_id, current, result, copies)
     image = session.get(Image, image_id)
     session.refresh(image)

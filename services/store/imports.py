@@ -262,7 +262,8 @@ class ImportWorker:
     def _run_import(self, claim: dict) -> None:
         """Write the data to each target store in turn (Glance's _ImportToStore per
         store): a failure fails the import and removes the copies already written when
-        ``all_stores_must_succeed``, else it is recorded and the next store goes on."""
+        ``all_stores_must_succeed``, else it is recorded and the next store goes on; in
+        that case the first copy written makes the image active at once (as Glance)."""
         task_id, image_id = claim["task_id"], claim["image_id"]
         progress: list = []
         lease = eventlet.spawn(self._keep_import_lease, task_id, progress)
@@ -275,6 +276,7 @@ class ImportWorker:
         stores = claim.get("stores") or [claim["store"]]
         must_succeed = claim.get("all_stores_must_succeed", True)
         written, failed, reason, copied = [], [], None, None
+        recorded = 0  # of ``written``: copies already the image's (activated early)
         try:
             if len(stores) > 1 and claim["method"] == "web-download":
                 self._stage_download(claim)  # fetched once, written to each store
@@ -290,6 +292,13 @@ class ImportWorker:
                 else:
                     written.append((backend, stored, store_id))
                     reason = None
+                    if not (
+                        must_succeed or recorded or claim["method"] == "copy-image"
+                    ) and index + 1 < len(stores):
+                        self.registry.activate_import(
+                            task_id, self._import_result(claim, copied, written, failed)
+                        )
+                        recorded = len(written)
                 if index + 1 < len(stores):
                     self.registry.renew_import(
                         task_id, copied["size"] if copied else 0, stores[index + 1 :], failed
@@ -304,7 +313,20 @@ class ImportWorker:
             self.registry.fail_import(task_id, reason)
             return
         log.info("imported image %s to %s", image_id, ", ".join(s for _, _, s in written))
-        result = {
+        try:
+            self.registry.finish_import(
+                task_id, self._import_result(claim, copied, written[recorded:], failed)
+            )
+        except (Gone, Conflict) as exc:
+            log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
+            self._remove_copies(written[recorded:])
+            self.registry.fail_import(task_id, str(exc))  # ends the task if still running
+
+    @staticmethod
+    def _import_result(claim: dict, copied: dict, written: list, failed: list) -> dict:
+        """What the registry records of an import: the pipeline's size and hashes, one
+        location per copy in ``written``, the stores that failed."""
+        return {
             **copied,
             "locations": [
                 {"location": stored.location, "metadata": {**stored.metadata, "store": store_id}}
@@ -313,12 +335,6 @@ class ImportWorker:
             "failed": failed,
             "disk_format": claim["disk_format"],  # image_conversion may have changed it
         }
-        try:
-            self.registry.finish_import(task_id, result)
-        except (Gone, Conflict) as exc:
-            log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
-            self._remove_copies(written)
-            self.registry.fail_import(task_id, str(exc))  # ends the task if still running
 
     @staticmethod
     def _remove_copies(written: list) -> None:

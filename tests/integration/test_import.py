@@ -128,9 +128,16 @@ def web_import(api, image_id: str, uri: str):
 
 
 def settled(api, image_id: str) -> dict:
-    """The image once its import ended (active, or queued again)."""
+    """The image once its import ended (active, or queued again, and its import lock
+    released: an import to several stores that need not all succeed is active after
+    the first one)."""
+
+    def ended() -> bool:
+        image = api.get(f"/v2/images/{image_id}").json()
+        return image["status"] in ("active", "queued") and "os_glance_import_task" not in image
+
     wait_for(
-        lambda: api.get(f"/v2/images/{image_id}").json()["status"] in ("active", "queued"),
+        ended,
         timeout=30,
         what=f"the import of {image_id} to end",
     )

@@ -247,6 +247,36 @@ def test_an_import_to_several_stores_store_by_store(session, conf, queued):
     assert props(session, image_id) == {"os_glance_failed_import": "b"}
 
 
+def test_the_first_copy_activates_an_import_that_need_not_succeed_everywhere(session, conf, queued):
+    """all_stores_must_succeed false: active with the first copy, the lease and the lock
+    kept while the next stores are written; an import whose later stores all failed
+    ends with no copy to add, one that was never activated cannot."""
+    image_id = queued()
+    request = {**WEB, "all_stores_must_succeed": False}
+    task = imports.begin_import(session, OWNER, image_id, request, ["a", "b", "c"], LEASE)
+    session.commit()
+    imports.start_import(session, conf, task.id, LEASE)
+    result = {"size": 1, "checksum": "c", "os_hash_algo": "sha512", "os_hash_value": "h"}
+    first = [{"location": f"file:///a/{image_id}", "metadata": {"store": "a"}}]
+    assert imports.activate_import(session, task.id, {**result, "locations": first}) == image_id
+    session.commit()
+    image = session.get(Image, image_id)
+    assert image.status == "active" and len(image.locations) == 1 and image.size == 1
+    assert session.get(ImageUpload, image_id).upload_id == task.id
+    assert props(session, image_id)["os_glance_import_task"] == task.id
+    imports.renew_import(session, task.id, 1, LEASE, ["c"], ["b"])
+    imports.finish_import(session, conf, task.id, {**result, "locations": [], "failed": ["b", "c"]})
+    session.commit()
+    assert len(session.get(Image, image_id).locations) == 1
+    assert props(session, image_id) == {"os_glance_failed_import": "b,c"}
+    assert session.get(Task, task.id).status == "success"
+    other = queued()
+    task = imports.begin_import(session, OWNER, other, WEB, "file", LEASE)
+    imports.start_import(session, conf, task.id, LEASE)
+    with pytest.raises(BadRequest, match="location"):
+        imports.finish_import(session, conf, task.id, {**result, "locations": []})
+
+
 def test_a_failure_names_the_store_at_work(session, conf, queued):
     image_id = queued()
     task = imports.begin_import(session, OWNER, image_id, WEB, ["a", "b", "c"], LEASE)
