@@ -321,6 +321,15 @@ store_opts = [
         "data_advertise_host",
         help="Host name the API uses to reach this replica's data port (default: data_bind_host).",
     ),
+    cfg.BoolOpt(
+        "local_handoff",
+        default=True,
+        help="Hand a download from a file store to a gateway on the same host as an "
+        "open file (over an abstract Unix socket), which sends it to the client itself: "
+        "one copy less and no second connection. A gateway that cannot reach the socket "
+        "(another host or network namespace) relays over the data port. False: every "
+        "download crosses the data port.",
+    ),
     cfg.IntOpt(
         "upload_lease_seconds",
         default=5,

@@ -6,6 +6,7 @@ bytes over the replica's own data port (services/store/dataport.py)."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from werkzeug.wrappers import Response
 from services.common.errors import (
     BadRequest,
     Conflict,
+    DataNotFound,
     Gone,
     ImageTooLarge,
     StorageFull,
@@ -30,6 +32,7 @@ from services.store import scrubber, sweep
 from services.store.buffers import UploadBuffers
 from services.store.dataport import body_readinto, data_http, file_body
 from services.store.dependencies import DataPortUrl, StoreBackends, TransferSessions
+from services.store.handoff import HandoffAddress, handoff
 from services.store.imports import ImportWorker
 from services.store.leases import UploadLeaseKeeper
 from services.store.scrubber import scrub_timer
@@ -71,16 +74,20 @@ class SendNotice:
                 self.sent += len(chunk)
                 yield chunk
         finally:
-            summary = transfer_summary(self.sent, time.monotonic() - self.started)
-            extra = {"context": self.log_context}
-            if self.sent == self.length:
-                log.info("sent image %s: %s", self.image_id, summary, extra=extra)
-            else:
-                log.warning(
-                    "sent image %s: %s of %d", self.image_id, summary, self.length, extra=extra
-                )
-            if self.payload is not None:
-                self._notify({**self.payload, "bytes_sent": self.sent})
+            self.finish()
+
+    def finish(self, sent: int = 0) -> None:
+        """The download ended, with ``sent`` more bytes sent (by a gateway the file was
+        handed to)."""
+        self.sent += sent
+        summary = transfer_summary(self.sent, time.monotonic() - self.started)
+        extra = {"context": self.log_context}
+        if self.sent == self.length:
+            log.info("sent image %s: %s", self.image_id, summary, extra=extra)
+        else:
+            log.warning("sent image %s: %s of %d", self.image_id, summary, self.length, extra=extra)
+        if self.payload is not None:
+            self._notify({**self.payload, "bytes_sent": self.sent})
 
     def _notify(self, payload: dict) -> None:
         if self.sent == self.length:
@@ -97,6 +104,7 @@ class StoreService(ImportWorker):
     backends = StoreBackends()
     sessions = TransferSessions()
     data_port = DataPortUrl()
+    handoff_address = HandoffAddress()
     leases = UploadLeaseKeeper()
     buffers = UploadBuffers()
     notifier = Notifications()
@@ -209,10 +217,13 @@ class StoreService(ImportWorker):
                 "image_id": image and image["image_id"],
             },
         )
-        return {"url": f"{self.data_port}/downloads/{token}"}
+        answer = {"url": f"{self.data_port}/downloads/{token}"}
+        if backend.local_files and self.handoff_address:  # services/common/handoff.py
+            answer.update(handoff=self.handoff_address, token=token)
+        return answer
 
-    @data_http("GET", "/downloads/<token>")
-    def send_download(self, request, token):
+    def _download(self, token: str):
+        """The download session ``token``: (backend, location, offset, length, notice)."""
         session = self.sessions.take("download", token)
         location, offset = session["location"], session["offset"]
         backend = self.backends.for_location(location, session.get("store"))
@@ -220,6 +231,24 @@ class StoreService(ImportWorker):
         if length is None:
             length = backend.size(location) - offset
         notice = SendNotice(self.notifier, session.get("send"), length, session.get("image_id"))
+        return backend, location, offset, length, notice
+
+    @handoff
+    def hand_download(self, token: str):
+        """A gateway on this host asks for the file of the download ``token``: the open
+        file, the range to send and what to call once it was sent."""
+        backend, location, offset, length, notice = self._download(token)
+        if not backend.local_files:
+            raise BadRequest("This download's data is not in a file store.")
+        try:
+            fd = os.open(backend.local_path(location), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise DataNotFound(f"The image data at {location} is missing.") from None
+        return fd, offset, length, notice.finish
+
+    @data_http("GET", "/downloads/<token>")
+    def send_download(self, request, token):
+        backend, location, offset, length, notice = self._download(token)
         if backend.local_files and length > 0:
             body = file_body(
                 request.environ,

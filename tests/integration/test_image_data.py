@@ -4,6 +4,7 @@ file store, once on SQLite and once on MariaDB."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -13,7 +14,11 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from services.api.rpc_client import RpcClient
+from services.common import handoff
+from services.common.config import amqp_uri, load_config
 from services.common.context import RequestContext
+from services.common.errors import NotFound
 from tests.conftest import Api, random_image
 from tests.integration.test_images_api import error_of
 from tests.stack import Stack
@@ -300,9 +305,6 @@ def test_declared_size_over_the_storage_quota_is_refused_up_front(quota_stack):
 
 @pytest.fixture
 def rpc(stack):
-    from services.api.rpc_client import RpcClient
-    from services.common.config import amqp_uri, load_config
-
     client = RpcClient(amqp_uri(load_config(["--config-file", str(stack.config)])), 10)
     yield client
     client.close()
@@ -346,3 +348,47 @@ def test_store_unavailable_is_503(stack, api, image):
         assert "file store" in error_of(upload(api, image["id"], b"abc"), 503)
     assert api.get(f"/v2/images/{image['id']}").json()["status"] == "queued"
     assert upload(api, image["id"], b"abc").status_code == 204
+
+
+def test_a_download_on_the_same_host_is_handed_over_as_an_open_file(stack, api, image, rpc):
+    """services/common/handoff.py: the replica's answer names its hand-off socket; asked
+    with the one-time token it hands over the open file and the range, once."""
+    ctx = RequestContext(project_id=api.project, roles=("member", "reader"))
+    upload(api, image["id"], b"abcdef")
+    location = (stack.datadir / image["id"]).resolve().as_uri()
+    session = rpc.call("store", "open_download", ctx, location, 1, 3)
+    handed = handoff.ask(session["handoff"], session["token"], 10)
+    try:
+        assert (handed.offset, handed.length) == (1, 3)
+        assert os.pread(handed.fd, handed.length, handed.offset) == b"bcd"
+    finally:
+        handed.close(3)
+    with pytest.raises(NotFound):
+        handoff.ask(session["handoff"], session["token"], 10)  # used
+    assert requests.get(session["url"], timeout=10).status_code == 404
+    assert handoff.ask("\0tessera-nobody-listens", session["token"], 10) is None
+
+
+def test_downloads_cross_the_data_port_with_the_handoff_off(tmp_path_factory):
+    """[store] local_handoff = False: no socket offered, downloads (whole and ranged)
+    relayed from the data port as between hosts."""
+    stack = Stack(
+        tmp_path_factory.mktemp("relay"), sections={"store": {"local_handoff": "False"}}
+    ).start()
+    try:
+        api = Api(stack.url, project=f"relay-{uuid.uuid4().hex[:8]}")
+        image = api.create(name="relayed", disk_format="raw", container_format="bare")
+        data = random_image(3 * MiB + 5)
+        assert upload(api, image["id"], data).status_code == 204
+        assert api.get(f"/v2/images/{image['id']}/file").content == data
+        ranged = api.get(f"/v2/images/{image['id']}/file", headers={"Range": "bytes=7-"})
+        assert (ranged.status_code, ranged.content) == (206, data[7:])
+        ctx = RequestContext(project_id=api.project, roles=("member", "reader"))
+        location = (stack.datadir / image["id"]).resolve().as_uri()
+        client = RpcClient(amqp_uri(load_config(["--config-file", str(stack.config)])), 10)
+        try:
+            assert "handoff" not in client.call("store", "open_download", ctx, location)
+        finally:
+            client.close()
+    finally:
+        stack.cleanup()
