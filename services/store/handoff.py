@@ -34,7 +34,7 @@ class LocalHandoff(Entrypoint):
 
     def setup(self):
         self.address = None
-        self._listener = None
+        self._listener = self._accepting = None
 
     def start(self):
         if not self.container.config["TESSERA_CONF"].store.local_handoff:
@@ -44,10 +44,13 @@ class LocalHandoff(Entrypoint):
         listener.bind(address)
         listener.listen(128)
         self._listener, self.address = listener, address
-        self.container.spawn_managed_thread(self._accept, identifier="local hand-off")
+        self._accepting = self.container.spawn_managed_thread(
+            self._accept, identifier="local hand-off"
+        )
 
     def stop(self):
         if self._listener is not None:
+            self._accepting.kill()  # closing the socket does not wake a green accept()
             self._listener.close()
             self._listener = self.address = None
 
