@@ -95,9 +95,10 @@ def begin_stage(
             f"Image {image_id} is {image.status}: data can only be staged to a queued image."
         )
     unified_limits.enforce_stage(session, conf, ctx.project_id, size)
+    uploading = unified_limits.uploading_limits(conf, ctx.project_id)  # before any write
     change_status(session, image_id, "queued", "uploading")
     # the image now counts as uploading; a refusal rolls the claim back (still queued)
-    unified_limits.enforce_uploading(session, conf, ctx.project_id)
+    unified_limits.enforce_uploading(session, ctx.project_id, uploading)
     _lease(session, image_id, upload_id, STAGING_STORE, lease_seconds)
     return {
         "image_id": image_id,

@@ -9,7 +9,11 @@
 - ``image_stage_total`` (MiB): data in the staging area (images ``uploading`` or
   ``importing``); checked with the declared size before data is staged.
 - ``image_count_uploading``: images the project is uploading, staging or importing; checked
-  once the image counts itself (delta 0) when an upload or a stage begins.
+  once the image counts itself (delta 0) when an upload or a stage begins. Its limit is
+  read from Keystone before the claim writes (``uploading_limits``) and compared after
+  it (``enforce_uploading``): a transaction holding SQLite's write lock must not wait on
+  Keystone, or every other writer's wait for the lock (in SQLite's C code, which eventlet
+  cannot switch out of) stalls the whole registry, the lock holder included.
 
 Over a limit is a 413 with Glance's message. Keystone unreachable or ``[oslo_limit]``
 misconfigured is a 503 that names the cause (Glance answers 500 to the second).
@@ -163,9 +167,29 @@ def enforce_stage(session: Session, conf, project_id: str | None, size: int | No
     enforce(session, conf, project_id, {IMAGE_STAGE_TOTAL: (size or 0) // MIB})
 
 
-def enforce_uploading(session: Session, conf, project_id: str | None) -> None:
-    """Once the image counts as uploading (delta 0: it is already in the count)."""
-    enforce(session, conf, project_id, {IMAGE_COUNT_UPLOADING: 0})
+def uploading_limits(conf, project_id: str | None) -> list[tuple[str, int]] | None:
+    """Keystone's ``image_count_uploading`` limit of the project, read before the claim
+    writes; None when unified limits are off."""
+    if not conf.use_keystone_limits or not project_id:
+        return None
+    try:
+        return _enforcer(None, conf).get_project_limits(project_id, [IMAGE_COUNT_UPLOADING])
+    except KEYSTONE_FAILURES as exc:
+        raise _keystone_failure(exc) from None
+
+
+def enforce_uploading(session: Session, project_id: str | None, limits) -> None:
+    """Once the image counts as uploading (delta 0: it is already in the count), against
+    ``limits`` from ``uploading_limits`` (-1: unlimited, as Keystone means it)."""
+    if limits is None:
+        return
+    over = [
+        limit_exceptions.OverLimitInfo(name, value, used, 0)
+        for name, value in limits
+        if value >= 0 and (used := USAGE[name](session, project_id)) > value
+    ]
+    if over:
+        raise QuotaExceeded(OVER_LIMIT.format(limit_exceptions.ProjectOverLimit(project_id, over)))
 
 
 def usage(session: Session, conf, project_id: str) -> dict:

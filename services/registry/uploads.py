@@ -36,12 +36,13 @@ def begin_upload(
             f"Image {image_id} is {image.status}: data can only be uploaded to a queued image."
         )
     unified_limits.enforce_upload(session, conf, ctx.project_id, size)
+    uploading = unified_limits.uploading_limits(conf, ctx.project_id)  # before any write
     try:
         change_status(session, image_id, "queued", "saving")
     except (Conflict, InvalidTransition):
         raise Conflict(f"Image {image_id} is already being uploaded.") from None
     # the image now counts as uploading; a refusal rolls the claim back (still queued)
-    unified_limits.enforce_uploading(session, conf, ctx.project_id)
+    unified_limits.enforce_uploading(session, ctx.project_id, uploading)
     imports._lease(session, image_id, upload_id, store, lease_seconds)
     return {
         "image_id": image_id,

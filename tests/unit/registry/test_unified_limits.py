@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from services.common.config import load_config
-from services.common.errors import ServiceUnavailable
+from services.common.errors import QuotaExceeded, ServiceUnavailable
 from services.registry import unified_limits
 from services.registry.models import ImageLocation, ImageProperty, utcnow
 from tests.stack import free_port
@@ -67,3 +67,47 @@ def test_keystone_unreachable_is_503(session, tmp_path):
         unified_limits.enforce(session, conf, OWNER.project_id, {"image_count_total": 1})
     with pytest.raises(ServiceUnavailable):
         unified_limits.usage(session, conf, OWNER.project_id)
+
+
+class RecordingEnforcer:
+    """Keystone's limits as an oslo.limit Enforcer answers them, noting at each call
+    whether the registry's SQLite transaction had already written (held the lock)."""
+
+    def __init__(self, session, limits: dict):
+        self.session, self.limits, self.while_writing = session, limits, []
+
+    def _asked(self) -> None:
+        sqlite = self.session.connection().connection.dbapi_connection
+        self.while_writing.append(sqlite.in_transaction)
+
+    def get_project_limits(self, project_id, resources):
+        self._asked()
+        return [(name, self.limits[name]) for name in resources]
+
+    def enforce(self, project_id, deltas):
+        self._asked()
+
+
+@pytest.mark.parametrize("begin", ["upload", "stage"])
+def test_keystone_is_never_asked_while_the_claim_holds_the_write_lock(
+    session, make_image, monkeypatch, begin
+):
+    """A transaction holding SQLite's write lock while it waits on Keystone stalls the
+    registry: every other writer then waits for the lock inside SQLite, where eventlet
+    cannot switch to the holder. The uploading limit is read first, compared after."""
+    from services.registry import imports, uploads
+
+    conf = load_config([])
+    conf.set_override("use_keystone_limits", True)
+    first, second = make_image(), make_image()
+    session.commit()
+    keystone = RecordingEnforcer(session, {"image_count_uploading": 1})
+    monkeypatch.setattr(unified_limits, "_enforcer", lambda _session, _conf: keystone)
+    claim = uploads.begin_upload if begin == "upload" else imports.begin_stage
+    extra = ("file",) if begin == "upload" else ()
+    claim(session, OWNER, conf, first.id, "u1", *extra, 30)
+    session.commit()
+    with pytest.raises(QuotaExceeded, match="image_count_uploading"):
+        claim(session, OWNER, conf, second.id, "u2", *extra, 30)
+    session.rollback()
+    assert keystone.while_writing and not any(keystone.while_writing)
