@@ -44,7 +44,7 @@ import uuid
 MiB = 1 << 20
 POP_TAG = "image-api-bench-pop"
 TMP_TAG = "image-api-bench-tmp"
-PHASES = ["upload", "download", "create", "list", "show", "concurrent"]
+PHASES = ["upload", "download", "create", "list", "show", "concurrent", "idle"]
 
 
 class BenchError(Exception):
@@ -534,6 +534,17 @@ class Bench:
         for image_id in made:
             self.delete(image_id)
 
+    def phase_idle(self):
+        """No request for ``--idle-seconds``: what the server's timers, consumers and
+        collector cost with nothing to do (server CPU ms per second)."""
+        c0 = self.cpu()
+        time.sleep(self.a.idle_seconds)
+        cpu = self.per(c0, self.cpu(), self.a.idle_seconds)
+        log(f"idle {self.a.idle_seconds:.0f}s: server CPU {cpu} ms/s")
+        self.results["idle"] = {"seconds": self.a.idle_seconds, "server_cpu_ms_per_s": cpu}
+        if cpu is not None:
+            self.summary["idle_server_cpu_ms_per_s"] = cpu
+
     def phase_concurrent(self):
         clients, mib = self.a.concurrency, self.a.concurrent_mib
         path, md5, sha = test_file(self.a.workdir, mib, 4321)
@@ -646,6 +657,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--concurrent-mib", type=int, default=64)
+    p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--cleanup", action="store_true", help="delete the list population at the end")
     p.add_argument("--keep-images", action="store_true", help="keep the uploaded images")
     p.add_argument("--workdir", default="/tmp/tessera-bench-client")

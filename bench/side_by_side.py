@@ -58,7 +58,7 @@ from harness import (  # noqa: E402
 
 # the client's own order: show picks images of the list population; concurrent goes last
 # because Glance on SQLite may leave failed uploads behind
-PHASES = ["upload", "download", "create", "list", "show", "concurrent"]
+PHASES = ["upload", "download", "create", "list", "show", "concurrent", "idle"]
 SERVERS = ["tessera", "glance"]
 NAMES = {"tessera": "Tessera", "glance": "Glance"}
 
@@ -203,6 +203,7 @@ def table_rows(args, limits: dict | None, summaries: dict, runs: dict) -> list[t
     add("create+delete server CPU ms/pair", "create_server_cpu_ms_per_pair", "↓")
     add("show p50 ms", "show_p50_ms", "↓")
     add("show server CPU ms/req", "show_server_cpu_ms_per_req", "↓")
+    add("idle server CPU ms/s", "idle_server_cpu_ms_per_s", "↓")
     for query in (
         "limit20",
         "limit1000",

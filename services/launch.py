@@ -13,6 +13,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import atexit  # noqa: E402
+import gc  # noqa: E402
 import importlib  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -134,6 +135,11 @@ def serve(name: str, service_cls, config: dict, stop_timeout: float = STOP_TIMEO
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     runner.start()
+    # What start-up built (modules, config, mappers, connections) lives as long as the
+    # process: out of the collector's sight, a full collection no longer walks it. Idle,
+    # the registry burned 78 ms of CPU a second on those walks (its one-second lease
+    # check allocates enough to set them off), 10 ms with this; store and cache alike.
+    gc.freeze()
     waiting = eventlet.spawn(runner.wait)
     while True:
         try:

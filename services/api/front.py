@@ -38,6 +38,7 @@ test (tests/unit/api/test_front.py) fails when the pinned gunicorn changes under
 from __future__ import annotations
 
 import errno
+import gc
 import re
 import selectors
 import time
@@ -174,6 +175,7 @@ class GatewayWorker(ThreadWorker):
     def load_wsgi(self):
         super().load_wsgi()
         self.wsgi = closing_when_body_unread(self.wsgi)
+        gc.freeze()  # the app lives as long as the worker: as services/launch.py does
 
     def handle_quit(self, sig, frame):
         self.data_pool.shutdown(wait=False)
