@@ -231,6 +231,9 @@ class RegistryService(MetadefEntrypoints, ImportRpc, LocationRpc):
         started) could not be recorded."""
         if not self.db.settled(self.conf.store.upload_lease_seconds):
             return
+        with self.db.read() as connection:
+            if not uploads.any_expired(connection):
+                return
         with self.db.begin() as session:
             given_up = uploads.expired_uploads(session, self.conf)
             queued = [self._snapshot(session, u["image_id"], "image.update") for u in given_up]

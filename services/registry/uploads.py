@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.orm import Session
 
 from services.common.context import RequestContext
@@ -110,6 +110,14 @@ def abort_upload(
         .values(status="queued", updated_at=utcnow())
     )
     return True
+
+
+def any_expired(connection: Connection) -> bool:
+    """Whether any lease has expired: the registry's one-second check asks this on a plain
+    connection first (no ORM session to build and commit when, as nearly always, none
+    has)."""
+    found = select(ImageUpload.image_id).where(ImageUpload.lease_expires_at < utcnow()).limit(1)
+    return connection.execute(found).first() is not None
 
 
 def expired_uploads(session: Session, conf=None) -> list[dict]:
