@@ -313,7 +313,10 @@ def cluster(tmp_path_factory):
             database_url=mariadb.url,
             sections={
                 "DEFAULT": {"rpc_timeout": RPC_TIMEOUT},
-                "store": {"sweep_interval": 2, "sweep_grace_seconds": 3},
+                # a sweep claim stranded by a fault (its replica killed, or its end
+                # refused while the broker was down) lapses after its lease: 60 s by
+                # default, longer than this test waits for the sweep after the faults
+                "store": {"sweep_interval": 2, "sweep_grace_seconds": 3, "sweep_lease_seconds": 5},
             },
         ).start(timeout=90)
         stack.start_service("registry")
