@@ -372,12 +372,10 @@ def _from_store(image_id, image, offset, length, status, headers, fill) -> Respo
                 raise
             log.warning("image %s: %s unreadable, trying another copy", image_id, location["url"])
     if fill is None and "handoff" in session:  # a replica on this host: services/common/handoff.py
-        handed = handoff.ask(session["handoff"], f"{session['token']} {g.request_id}", DATA_TIMEOUT)
+        handed = handoff.ask(session["handoff"], session["token"], g.request_id, DATA_TIMEOUT)
         if handed is not None:
             sent = [0]
-            body = file_body(
-                request.environ, handed.fd, handed.offset, length, BLOCK, DATA_TIMEOUT, sent
-            )
+            body = file_body(request.environ, handed.fd, offset, length, BLOCK, DATA_TIMEOUT, sent)
             body = ClosingBody(body, lambda: handed.close(sent[0]))
             return Response(body, status=status, headers=headers, direct_passthrough=True)
     conn, path = _connect(session["url"])

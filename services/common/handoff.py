@@ -7,16 +7,17 @@ Glance's, which reads the file in the API process. When the image is in a file s
 the replica can read, the replica's answer to ``open_download`` also names an abstract
 Unix socket (Linux: no file, gone with the process). A gateway that can connect to it
 is on the same host (and network namespace); it sends the download's one-time token
-and receives the open file (``SCM_RIGHTS``) with the offset and length to send, then
-writes it to the client itself from a mapping of the file, as it sends a cache hit.
+and receives the open file (``SCM_RIGHTS``), then writes the range it asked
+``open_download`` for to the client itself from a mapping of the file, as it sends a
+cache hit.
 The store replica still decides: it checks the session, resolves the location, opens
 the file; the gateway never sees a path. When the download ends the gateway reports the
 bytes it sent, so the replica logs the transfer and sends Glance's ``image.send`` as for
 a relayed download. A gateway that cannot connect (another host or container) uses the
 data port as before.
 
-The wire, one connection per download: the gateway sends ``<token>\\n``; the replica
-answers one JSON message, ``{"offset", "length"}`` with the file descriptor attached, or
+The wire, one connection per download: the gateway sends ``<token> <request id>\\n``;
+the replica answers one JSON message, ``{}`` with the file descriptor attached, or
 ``{"exc_type", "value"}`` (a typed error, as the data port answers) without one; at the
 end the gateway sends ``<bytes sent>\\n`` and closes.
 """
@@ -34,11 +35,10 @@ from services.common.errors import ServiceUnavailable, TesseraError, from_remote
 MESSAGE_MAX = 4096
 
 
-def offer(conn: socket.socket, fd: int, offset: int, length: int) -> None:
-    """The replica's answer: the open file ``fd`` and the range to send (the caller
-    closes its own ``fd`` after; the gateway holds a duplicate)."""
-    header = json.dumps({"offset": offset, "length": length}).encode()
-    conn.sendmsg([header], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+def offer(conn: socket.socket, fd: int) -> None:
+    """The replica's answer: the open file ``fd`` (the caller closes its own ``fd``
+    after; the gateway holds a duplicate)."""
+    conn.sendmsg([b"{}"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
 
 
 def refuse(conn: socket.socket, exc: TesseraError) -> None:
@@ -59,12 +59,9 @@ def read_line(conn: socket.socket, limit: int = 64) -> str | None:
 
 @dataclass
 class HandedFile:
-    """An open file the replica handed over: send ``length`` bytes from ``offset``, then
-    ``close(sent)``."""
+    """An open file the replica handed over: send from it, then ``close(sent)``."""
 
     fd: int
-    offset: int
-    length: int
     conn: socket.socket
 
     def close(self, sent: int) -> None:
@@ -77,7 +74,7 @@ class HandedFile:
             os.close(self.fd)
 
 
-def ask(address: str, token: str, timeout: float) -> HandedFile | None:
+def ask(address: str, token: str, request_id: str, timeout: float) -> HandedFile | None:
     """The file of the download ``token`` from the replica listening on ``address``;
     None when no replica listens there for this process (another host or namespace, or
     the replica stopped): the caller relays over the data port instead. A refusal
@@ -90,7 +87,7 @@ def ask(address: str, token: str, timeout: float) -> HandedFile | None:
         conn.close()
         return None
     try:
-        conn.sendall(f"{token}\n".encode())
+        conn.sendall(f"{token} {request_id}\n".encode())
         message, ancillary, _, _ = conn.recvmsg(MESSAGE_MAX, socket.CMSG_SPACE(4))
         fds = [
             fd
@@ -111,4 +108,4 @@ def ask(address: str, token: str, timeout: float) -> HandedFile | None:
         )
     for extra in fds[1:]:
         os.close(extra)
-    return HandedFile(fds[0], header["offset"], header["length"], conn)
+    return HandedFile(fds[0], conn)

@@ -82,7 +82,7 @@ class LocalHandoff(Entrypoint):
                 )[1],
             )
             try:
-                fd, offset, length, finish = answered.wait()
+                fd, finish = answered.wait()
             except TesseraError as exc:
                 refuse(conn, exc)
                 return
@@ -93,7 +93,7 @@ class LocalHandoff(Entrypoint):
             sent = 0
             try:
                 try:
-                    offer(conn, fd, offset, length)
+                    offer(conn, fd)
                 finally:
                     os.close(fd)
                 report = read_line(conn, 32)  # when the gateway is done (or went away)

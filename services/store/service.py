@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import uuid
+from functools import partial
 from urllib.parse import urlparse
 
 from nameko.events import SERVICE_POOL, event_handler
@@ -76,11 +77,12 @@ class SendNotice:
         finally:
             self.finish()
 
-    def finish(self, sent: int = 0) -> None:
-        """The download ended, with ``sent`` more bytes sent (by a gateway the file was
-        handed to)."""
+    def finish(self, sent: int = 0, handed: bool = False) -> None:
+        """The download ended, with ``sent`` more bytes sent (``handed``: by a gateway
+        the file was handed to, which the log line says)."""
         self.sent += sent
         summary = transfer_summary(self.sent, time.monotonic() - self.started)
+        summary += " (handed to the gateway)" if handed else ""
         extra = {"context": self.log_context}
         if self.sent == self.length:
             log.info("sent image %s: %s", self.image_id, summary, extra=extra)
@@ -236,15 +238,15 @@ class StoreService(ImportWorker):
     @handoff
     def hand_download(self, token: str):
         """A gateway on this host asks for the file of the download ``token``: the open
-        file, the range to send and what to call once it was sent."""
-        backend, location, offset, length, notice = self._download(token)
+        file, and what to call with the bytes sent once it was sent."""
+        backend, location, _, _, notice = self._download(token)
         if not backend.local_files:
             raise BadRequest("This download's data is not in a file store.")
         try:
             fd = os.open(backend.local_path(location), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise DataNotFound(f"The image data at {location} is missing.") from None
-        return fd, offset, length, notice.finish
+        return fd, partial(notice.finish, handed=True)
 
     @data_http("GET", "/downloads/<token>")
     def send_download(self, request, token):
