@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 
 import eventlet
 from nameko.events import SERVICE_POOL, event_handler
@@ -125,7 +126,13 @@ class ImportWorker:
         lease = eventlet.spawn(self._keep_stage_lease, image_id, upload_id)
         try:
             pipeline = self._pipeline(body_readinto(request.environ), claim["size"], claim)
-            stored = self.staging.add(image_id, pipeline.chunks(), claim["size"], upload_id)
+            stored = self.staging.add(
+                image_id,
+                pipeline.chunks(),
+                claim["size"],
+                upload_id,
+                confirm=partial(self.registry.renew_upload, image_id, upload_id),
+            )
         except BaseException as exc:
             lease.kill()
             log.info("staging of %s failed: %s", image_id, exc)
@@ -136,7 +143,7 @@ class ImportWorker:
         try:
             self.registry.finish_stage(image_id, upload_id, {"size": pipeline.size})
         except (Gone, Conflict):
-            self.staging.delete(stored.location)
+            self.staging.discard(image_id, upload_id, stored)
             raise
         return Response(status=204)
 
@@ -238,7 +245,13 @@ class ImportWorker:
         source = open_source(claim["uri"], UrlFilter.from_config(self.conf))
         try:
             pipeline = self._pipeline(source.readinto, source.size, claim)
-            self.staging.add(claim["image_id"], pipeline.chunks(), source.size, claim["task_id"])
+            self.staging.add(
+                claim["image_id"],
+                pipeline.chunks(),
+                source.size,
+                claim["task_id"],
+                confirm=partial(self.registry.renew_import, claim["task_id"], 0),
+            )
         finally:
             source.close()
         claim["method"] = "glance-direct"
@@ -250,12 +263,18 @@ class ImportWorker:
         try:
             pipeline = self._pipeline(readinto, size, claim)
             progress[:] = [pipeline]
-            stored = backend.add(claim["image_id"], pipeline.chunks(), size, claim["task_id"])
+            stored = backend.add(
+                claim["image_id"],
+                pipeline.chunks(),
+                size,
+                claim["task_id"],
+                confirm=lambda: self.registry.renew_import(claim["task_id"], pipeline.size),
+            )
         finally:
             close()
         copied = pipeline.result()
         if claim["method"] == "copy-image" and copied["checksum"] != claim["checksum"]:
-            backend.delete(stored.location)
+            backend.discard(claim["image_id"], claim["task_id"], stored)
             raise Conflict("The copied data does not match the checksum.")
         return backend, stored, copied
 
@@ -309,7 +328,7 @@ class ImportWorker:
             lease.kill()
         if reason is not None and (must_succeed or not written):
             log.info("import task %s of image %s failed: %s", task_id, image_id, reason)
-            self._remove_copies(written)  # as Glance reverts: no partial import
+            self._remove_copies(claim, written)  # as Glance reverts: no partial import
             self.registry.fail_import(task_id, reason)
             return
         log.info("imported image %s to %s", image_id, ", ".join(s for _, _, s in written))
@@ -319,7 +338,7 @@ class ImportWorker:
             )
         except (Gone, Conflict) as exc:
             log.info("import task %s of image %s ended meanwhile: %s", task_id, image_id, exc)
-            self._remove_copies(written[recorded:])
+            self._remove_copies(claim, written[recorded:])
             self.registry.fail_import(task_id, str(exc))  # ends the task if still running
 
     @staticmethod
@@ -337,9 +356,10 @@ class ImportWorker:
         }
 
     @staticmethod
-    def _remove_copies(written: list) -> None:
+    def _remove_copies(claim: dict, written: list) -> None:
+        """The copies ``written`` by the import, each unless a later write replaced it."""
         for backend, stored, _ in written:
-            backend.delete(stored.location)
+            backend.discard(claim["image_id"], claim["task_id"], stored)
 
     # --- clean-up
 

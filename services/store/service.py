@@ -148,7 +148,13 @@ class StoreService(ImportWorker):
         with self.leases.holding(image_id, upload_id, self.registry):
             try:
                 pipeline = self._pipeline(body_readinto(request.environ), claim["size"], claim)
-                stored = backend.add(image_id, pipeline.chunks(), claim["size"], upload_id)
+                stored = backend.add(
+                    image_id,
+                    pipeline.chunks(),
+                    claim["size"],
+                    upload_id,
+                    confirm=partial(self.registry.renew_upload, image_id, upload_id),
+                )
             except BaseException as exc:
                 self.registry.abort_upload(image_id, upload_id, upload_failure(image_id, exc))
                 raise
@@ -165,7 +171,9 @@ class StoreService(ImportWorker):
             try:
                 self.registry.finish_upload(image_id, upload_id, result)
             except (Gone, Conflict):
-                backend.delete(stored.location)  # the image went away meanwhile
+                # the image went away or the upload was given up meanwhile: its data goes,
+                # unless a later upload's has taken its place
+                backend.discard(image_id, upload_id, stored)
                 raise
         return Response(status=204)
 
@@ -313,5 +321,19 @@ class StoreService(ImportWorker):
             backend = self.backends.by_name.get(store_id)
             if backend is not None and backend.writable:
                 backend.delete_partial(payload["image_id"], payload["upload_id"])
-                if store_id in leftovers and hasattr(backend, "delete_leftover"):
+                if (
+                    store_id in leftovers
+                    and hasattr(backend, "delete_leftover")
+                    and self._still_left_over(backend, payload["image_id"])
+                ):
                     backend.delete_leftover(payload["image_id"])
+
+    def _still_left_over(self, backend, image_id: str) -> bool:
+        """Whether an abandoned import's complete copy in the file store ``backend`` is
+        still no one's: this event can come after a later upload of the image has put
+        its own data under the same name."""
+        state = self.registry.sweep_states([image_id]).get(image_id)
+        if state is None:
+            return True
+        ours = (backend.datadir / image_id).as_uri()
+        return state["upload_id"] is None and ours not in state["locations"]

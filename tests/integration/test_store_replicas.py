@@ -1,9 +1,12 @@
 """Store replicas: two of them share the uploads; one killed mid-upload leaves the image
-queued again with no orphan data; caps and quotas stop an upload as the bytes arrive;
-the sweep removes data no image owns, and a deleted queued image's leftover file goes."""
+queued again with no orphan data; one frozen past its lease cannot overwrite the upload
+that made the image active meanwhile; caps and quotas stop an upload as the bytes
+arrive; the sweep removes data no image owns, and a deleted queued image's leftover
+file goes."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -100,6 +103,44 @@ def test_replica_killed_mid_upload(replicated, rapi):
     if writer.pid in {p.pid for p in replicated.extra}:
         replicated.extra = [p for p in replicated.extra if p.pid != writer.pid]
     replicated.start_service("store")  # back to two replicas for the other tests
+
+
+def test_upload_given_up_while_frozen_leaves_the_later_upload(replicated, rapi):
+    """A zombie upload: its replica froze (SIGSTOP) past the lease, so the registry gave
+    the upload up and another upload made the image active. When the replica wakes and
+    the rest of the zombie's data arrives, the zombie is refused (409) and the image
+    keeps the data of the upload that made it active."""
+    image = rapi.create(name="zombie", disk_format="raw", container_format="bare")
+    shown = f"/v2/images/{image['id']}"
+    with raw_upload(replicated.url, rapi, image["id"], 4 * MiB) as sock:
+        sock.sendall(random_image(2 * MiB))
+        wait_for(
+            lambda: list(replicated.datadir.glob(f"{image['id']}.*.part")),
+            what="the partial file",
+        )
+        writer = writer_of(replicated, replicated.datadir / image["id"])
+        writer.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: rapi.get(shown).json()["status"] == "queued",
+                timeout=20,
+                what="the frozen replica's upload to be given up",
+            )
+        finally:
+            writer.send_signal(signal.SIGCONT)
+        data = random_image(3 * MiB)
+        assert upload(rapi, image["id"], data).status_code == 204
+        sock.sendall(random_image(2 * MiB))  # the zombie's data is now complete
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 409"), reply[:300]
+    assert rapi.get(shown).json()["checksum"] == hashlib.md5(data).hexdigest()
+    assert rapi.get(f"{shown}/file").content == data
+    wait_for(
+        lambda: [p.name for p in replicated.datadir.glob(f"{image['id']}*")] == [image["id"]],
+        what="nothing but the image's file",
+    )
 
 
 def test_size_cap(replicated, rapi):

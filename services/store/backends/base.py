@@ -19,7 +19,7 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -40,6 +40,9 @@ class StoredImage:
     location: str
     size: int
     metadata: dict = field(default_factory=dict)
+    #: what identifies the data this ``add`` wrote, for ``discard`` (the file's stat;
+    #: None where the location's metadata does, as Swift's upload id)
+    written: object = field(default=None, compare=False, repr=False)
 
 
 @runtime_checkable
@@ -54,11 +57,20 @@ class StoreBackend(Protocol):
     local_files: bool
 
     def add(
-        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+        self,
+        image_id: str,
+        chunks: Iterable[bytes],
+        size: int | None,
+        upload_id: str,
+        confirm: Callable[[], object] | None = None,
     ) -> StoredImage:
         """Store the bytes of ``chunks`` (``size`` if known, else until exhausted).
         Whatever is written before the data is complete is named after ``upload_id``, so
-        that ``delete_partial`` can find it when the writing process died."""
+        that ``delete_partial`` can find it when the writing process died.
+
+        ``confirm`` is called once the data is complete, just before it takes the
+        image's name (the registry renews the upload's lease, or refuses it): an upload
+        given up meanwhile raises there, and its data never replaces the image's."""
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """The bytes at ``location`` from ``offset``, ``length`` of them (or to the end)."""
@@ -76,3 +88,8 @@ class StoreBackend(Protocol):
     def delete_partial(self, image_id: str, upload_id: str) -> None:
         """Remove what an interrupted ``add`` of ``upload_id`` may have left behind (the
         process that ran it died before it could)."""
+
+    def discard(self, image_id: str, upload_id: str, stored: StoredImage) -> None:
+        """Remove the data ``add`` stored, unless another write of the image has taken
+        its place since (the registry refused this upload's completion: a later upload
+        may own the name now)."""

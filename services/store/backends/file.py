@@ -2,14 +2,22 @@
 
 Writes go to ``<image_id>.<upload_id>.part`` and are renamed into place only when
 complete (and fsynced), so a reader never sees a partial image and a crash leaves only a
-``.part`` file that ``delete_partial`` removes."""
+``.part`` file that ``delete_partial`` removes.
+
+Every upload of an image is renamed onto the same ``<image_id>``, so the rename waits for
+the registry's word (``add``'s ``confirm``): an upload given up while it was still
+writing (its replica was frozen, or its lease renewals were lost) must not replace the
+file of a later upload that made the image active. Once confirmed, the upload holds the
+image's claim for a lease, so a file already there is a leftover of no image and is
+replaced. A completion refused after the rename removes the file only while it is still
+the one written (``discard``)."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -83,7 +91,12 @@ class FileStore:
         return True
 
     def add(
-        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+        self,
+        image_id: str,
+        chunks: Iterable[bytes],
+        size: int | None,
+        upload_id: str,
+        confirm: Callable[[], object] | None = None,
     ) -> StoredImage:
         final = self.datadir / image_id
         partial = self.datadir / f"{image_id}.{upload_id}.part"
@@ -98,6 +111,9 @@ class FileStore:
                     # an OS thread writes, so the service reads on meanwhile
                     written = tpool.execute(_write_all, fd, chunk, written)
                 tpool.execute(os.fsync, fd)
+                stat = os.fstat(fd)
+                if confirm is not None:
+                    confirm()
                 os.rename(partial, final)
             except OSError as exc:
                 raise _os_error(exc, "store the image") from exc
@@ -106,7 +122,7 @@ class FileStore:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        return StoredImage(location=final.as_uri(), size=written)
+        return StoredImage(location=final.as_uri(), size=written, written=stat)
 
     def get(self, location: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         path = self._path(location)
@@ -147,6 +163,9 @@ class FileStore:
 
     def delete_partial(self, image_id: str, upload_id: str) -> None:
         (self.datadir / f"{image_id}.{upload_id}.part").unlink(missing_ok=True)
+
+    def discard(self, image_id: str, upload_id: str, stored: StoredImage) -> None:
+        self.remove_unchanged(self._path(stored.location).name, stored.written)
 
     def delete_leftover(self, image_id: str) -> None:
         """The complete file of an image that never recorded it as a location (an

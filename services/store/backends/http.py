@@ -8,7 +8,7 @@ ranges are asked of the server and emulated when it ignores them."""
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from services.common.errors import Forbidden
 from services.common.url_filter import UrlFilter
@@ -45,7 +45,12 @@ class HttpStore:
         self.url_filter = url_filter or UrlFilter()
 
     def add(
-        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+        self,
+        image_id: str,
+        chunks: Iterable[bytes],
+        size: int | None,
+        upload_id: str,
+        confirm: Callable[[], object] | None = None,
     ) -> StoredImage:
         raise Forbidden("The http store is read-only.")
 
@@ -129,6 +134,9 @@ class HttpStore:
         """Data at an external URL is not Tessera's to delete."""
 
     def delete_partial(self, image_id: str, upload_id: str) -> None:
+        """Nothing is ever written."""
+
+    def discard(self, image_id: str, upload_id: str, stored: StoredImage) -> None:
         """Nothing is ever written."""
 
 

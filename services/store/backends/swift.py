@@ -6,7 +6,9 @@ single-tenant Swift driver keeps them.
   each checked against the MD5 of the bytes sent, then the manifest ``<image_id>``.
   A failed ``add`` removes every segment it wrote and any manifest; ``delete_partial``
   finds what a dead writer left by the ``<image_id>-<upload_id>-`` prefix and the
-  manifest's ``X-Object-Meta-Upload-Id``.
+  manifest's ``X-Object-Meta-Upload-Id``. ``confirm`` is asked before the manifest is
+  written; a one-PUT object takes its name as its PUT ends, so an upload given up while
+  it streamed can still replace it (``discard`` removes only an object it wrote).
 - Reads resume where they broke off (a Range request from the next byte), up to
   ``retry_get_count`` times, and only from the same object (its ETag).
 - Locations are ``swift+http(s)://<container>/<image_id>``: no credentials and no auth
@@ -25,7 +27,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from urllib.parse import quote, unquote, urlsplit
 
@@ -294,7 +296,12 @@ class SwiftStore:
 
     # -- add
     def add(
-        self, image_id: str, chunks: Iterable[bytes], size: int | None, upload_id: str
+        self,
+        image_id: str,
+        chunks: Iterable[bytes],
+        size: int | None,
+        upload_id: str,
+        confirm: Callable[[], object] | None = None,
     ) -> StoredImage:
         source = _Source(chunks)
         written: list[str] = []  # segments that may exist, to remove on failure
@@ -304,7 +311,9 @@ class SwiftStore:
                 self._ensure_container(conn)
                 writing = True
                 if self._segmented(size) and not source.at_end():
-                    total = self._put_large(conn, image_id, upload_id, source, size, written)
+                    total = self._put_large(
+                        conn, image_id, upload_id, source, size, written, confirm
+                    )
                 else:
                     total = self._put_one(conn, image_id, upload_id, source)
         except BaseException as exc:
@@ -385,6 +394,7 @@ class SwiftStore:
         source: _Source,
         size: int | None,
         written: list[str],
+        confirm: Callable[[], object] | None,
     ) -> int:
         segments, total = [], 0
         while not source.at_end():
@@ -403,6 +413,8 @@ class SwiftStore:
                 {"path": f"/{self.container}/{name}", "etag": etag, "size_bytes": body.size}
             )
             total += body.size
+        if confirm is not None:
+            confirm()
         etag = conn.put_object(
             self.container,
             image_id,
@@ -536,6 +548,10 @@ class SwiftStore:
         container, obj = self._parse(location)
         with self._connection() as conn, _errors("delete the image"):
             self._delete_any(conn, container, obj)
+
+    def discard(self, image_id: str, upload_id: str, stored: StoredImage) -> None:
+        with self._connection() as conn, _errors("delete the image"):
+            self._delete_if_ours(conn, image_id, upload_id)
 
     def delete_partial(self, image_id: str, upload_id: str) -> None:
         with self._connection() as conn, _errors("delete a partial image"):

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from services.common.errors import Conflict
 from services.store.backends.base import DataNotFound, StoreBackend
 
 MiB = 1 << 20
@@ -30,8 +31,16 @@ def failing_after(data: bytes, n_chunks: int):
         yield chunk
 
 
+def refused():
+    """``add``'s confirm for an upload the registry gave up while its data came."""
+    raise Conflict("The upload of image i was given up (its lease expired).")
+
+
 class WritableBackendContract:
     sizes = (0, 1, MiB - 1, 3 * MiB + 17)
+    #: whether ``add`` asks ``confirm`` before the data takes the image's name (Swift's
+    #: one-PUT objects take it as the PUT ends)
+    confirms_before_naming = True
 
     def test_is_a_backend(self, backend):
         assert isinstance(backend, StoreBackend)
@@ -81,4 +90,30 @@ class WritableBackendContract:
     def test_delete_partial_is_safe_when_nothing_is_left(self, backend, leftovers):
         image_id = str(uuid.uuid4())
         backend.delete_partial(image_id, "never-started")
+        assert leftovers(image_id) == []
+
+    def test_an_upload_refused_before_naming_leaves_the_image_data(self, backend, leftovers):
+        """A zombie upload (given up while its data came) finishes after a later upload
+        made the image active: the image keeps the later upload's data."""
+        if not self.confirms_before_naming:
+            pytest.skip("this backend names the data as it writes it")
+        image_id = str(uuid.uuid4())
+        live = os.urandom(MiB + 3)
+        stored = backend.add(image_id, chunks_of(live), len(live), upload_id="live")
+        zombie = os.urandom(3 * MiB)
+        with pytest.raises(Conflict):
+            backend.add(image_id, chunks_of(zombie), len(zombie), "zombie", confirm=refused)
+        assert b"".join(backend.get(stored.location)) == live
+        assert not [name for name in leftovers(image_id) if "zombie" in name]
+        backend.delete(stored.location)
+
+    def test_discard_keeps_a_later_write(self, backend, leftovers):
+        """A refused completion removes its data only while no later upload's has taken
+        its place."""
+        image_id = str(uuid.uuid4())
+        first = backend.add(image_id, chunks_of(b"first"), 5, upload_id="first")
+        later = backend.add(image_id, chunks_of(b"later!"), 6, upload_id="later")
+        backend.discard(image_id, "first", first)
+        assert b"".join(backend.get(later.location)) == b"later!"
+        backend.discard(image_id, "later", later)
         assert leftovers(image_id) == []

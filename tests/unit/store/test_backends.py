@@ -41,7 +41,7 @@ class Remote:
     def __init__(self, data: bytes):
         self.data = data
 
-    def add(self, image_id, chunks, size, upload_id) -> StoredImage:
+    def add(self, image_id, chunks, size, upload_id, confirm=None) -> StoredImage:
         raise NotImplementedError
 
     def get(self, location, offset=0, length=None):
@@ -57,6 +57,9 @@ class Remote:
         pass
 
     def delete_partial(self, image_id, upload_id) -> None:
+        pass
+
+    def discard(self, image_id, upload_id, stored) -> None:
         pass
 
 

@@ -37,7 +37,9 @@ class Worker(ImportWorker):
         self.calls.append(("write", store_id))
         if store_id in self.broken:
             raise OSError(f"{store_id} is full")
-        backend = SimpleNamespace(delete=lambda location: self.calls.append(("remove", location)))
+        backend = SimpleNamespace(
+            discard=lambda image_id, task_id, stored: self.calls.append(("remove", stored.location))
+        )
         stored = SimpleNamespace(location=f"file:///{store_id}/i", metadata={})
         return backend, stored, dict(COPIED)
 
