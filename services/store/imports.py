@@ -250,7 +250,7 @@ class ImportWorker:
                 pipeline.chunks(),
                 source.size,
                 claim["task_id"],
-                confirm=partial(self.registry.renew_import, claim["task_id"], 0),
+                confirm=lambda: self.registry.renew_import(claim["task_id"], pipeline.size),
             )
         finally:
             source.close()

@@ -38,9 +38,6 @@ def refused():
 
 class WritableBackendContract:
     sizes = (0, 1, MiB - 1, 3 * MiB + 17)
-    #: whether ``add`` asks ``confirm`` before the data takes the image's name (Swift's
-    #: one-PUT objects take it as the PUT ends)
-    confirms_before_naming = True
 
     def test_is_a_backend(self, backend):
         assert isinstance(backend, StoreBackend)
@@ -95,8 +92,6 @@ class WritableBackendContract:
     def test_an_upload_refused_before_naming_leaves_the_image_data(self, backend, leftovers):
         """A zombie upload (given up while its data came) finishes after a later upload
         made the image active: the image keeps the later upload's data."""
-        if not self.confirms_before_naming:
-            pytest.skip("this backend names the data as it writes it")
         image_id = str(uuid.uuid4())
         live = os.urandom(MiB + 3)
         stored = backend.add(image_id, chunks_of(live), len(live), upload_id="live")
