@@ -40,8 +40,9 @@ class StoredImage:
     location: str
     size: int
     metadata: dict = field(default_factory=dict)
-    #: what identifies the data this ``add`` wrote, for ``discard`` (the file's stat;
-    #: None where the location's metadata does, as Swift's upload id)
+    #: what tells the data this ``add`` wrote from a later write's, for ``discard``: the
+    #: file store's stat of its file (None where the store marks its data itself, as
+    #: Swift with the upload id header)
     written: object = field(default=None, compare=False, repr=False)
 
 
