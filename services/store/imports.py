@@ -169,9 +169,23 @@ class ImportWorker:
             try:
                 self._run_import(claim)
             finally:
-                remove_staged(self.staging, image_id)
+                if self._staging_still_ours(image_id, task_id):
+                    remove_staged(self.staging, image_id)
 
         self.background(run, identifier=f"import task {task_id}")
+
+    def _staging_still_ours(self, image_id: str, task_id: str) -> bool:
+        """Whether the image's staging area is still this import's to empty: an import
+        given up while it ran (its lease lapsed) ends after the image went back to
+        queued, and a new stage may have put its data there since."""
+        try:
+            state = self.registry.sweep_states([image_id]).get(image_id)
+        except Exception as exc:  # noqa: BLE001 - as before: the import's data goes
+            log.warning("import task %s: removing the staged data unchecked: %s", task_id, exc)
+            return True
+        if state is None:
+            return True
+        return state["status"] != "uploading" and state["upload_id"] in (None, task_id)
 
     def _keep_import_lease(self, task_id: str, progress: list) -> None:
         interval = max(1.0, self.conf.store.upload_lease_seconds / 3)
