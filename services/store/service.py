@@ -330,10 +330,7 @@ class StoreService(ImportWorker):
 
     def _still_left_over(self, backend, image_id: str) -> bool:
         """Whether an abandoned import's complete copy in the file store ``backend`` is
-        still no one's: this event can come after a later upload of the image has put
-        its own data under the same name."""
+        still no one's, as the sweep judges it: this event can come after a later
+        upload of the image has put its own data under the same name."""
         state = self.registry.sweep_states([image_id]).get(image_id)
-        if state is None:
-            return True
-        ours = (backend.datadir / image_id).as_uri()
-        return state["upload_id"] is None and ours not in state["locations"]
+        return sweep.orphan_reason(backend, image_id, None, state) is not None

@@ -11,9 +11,10 @@ about the images the files are named after. A file is removed when it is older t
 ``[store] sweep_grace_seconds`` and:
 
 - ``<image_id>.<upload_id>.part`` (a partial write): that upload is not in progress;
-- ``<image_id>`` (complete data): no live location of the image names it and no upload
-  of it is in progress (unknown, deleted or queued images; a file renamed into place
-  just before its upload is recorded is never taken);
+- ``<image_id>`` (complete data): no live location of the image names it (a copy in
+  another file store does not count) and no upload of it is in progress (unknown,
+  deleted or queued images, or an import's copy never recorded; a file renamed into
+  place just before its upload is recorded is never taken);
 - and only if it is still the file the sweep looked at (same inode, size and mtime).
 
 Files whose names are not an image id are not Tessera's and are left alone."""
@@ -70,17 +71,20 @@ def parse_name(name: str) -> tuple[str, str | None] | None:
     return (image_id, upload_id) if suffix == "part" and upload_id else None
 
 
-def orphan_reason(image_id: str, upload_id: str | None, state: dict | None) -> str | None:
-    """Why the file is an orphan, or None when the image owns it (``state``: what the
-    registry answered for the image, None when it knows no such image)."""
+def orphan_reason(backend, image_id: str, upload_id: str | None, state: dict | None) -> str | None:
+    """Why the file of the file store ``backend`` is an orphan, or None when the image
+    owns it (``state``: what the registry answered for the image, None when it knows no
+    such image). The sweep asks, and so does a replica told an import was abandoned
+    before it removes the import's complete copy."""
     if state is None:
         return "data of no image the registry knows"
     if upload_id is not None:
         if state["upload_id"] == upload_id:
             return None
         return "a partial write of no upload in progress"
-    for location in state["locations"]:
-        if location.startswith("file:") and location.rstrip("/").rsplit("/", 1)[-1] == image_id:
+    path = backend.datadir / image_id
+    for location in state["locations"]:  # a copy in another file store does not own it
+        if backend.holds(location) and backend.local_path(location) == path:
             return None
     if state["upload_id"] is not None:
         return None  # renamed into place, about to be recorded
@@ -100,7 +104,7 @@ def sweep_files(registry, backend, grace_seconds: int) -> int:
         batch = candidates[start : start + BATCH]
         states = registry.sweep_states(sorted({c[2] for c in batch}))
         for name, stat, image_id, upload_id in batch:
-            reason = orphan_reason(image_id, upload_id, states.get(image_id))
+            reason = orphan_reason(backend, image_id, upload_id, states.get(image_id))
             if reason and backend.remove_unchanged(name, stat):
                 log.info("sweep removed %s: %s", name, reason)
                 removed += 1

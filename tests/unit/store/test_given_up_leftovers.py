@@ -15,7 +15,7 @@ from services.store.service import StoreService
 IMAGE = "6b1c1f5e-3f3a-4b8e-9a47-0a9b2f1d3c11"
 UNKNOWN = None
 QUEUED = {"status": "queued", "upload_id": None, "locations": []}
-ENDED_IMPORT = {"status": "active", "upload_id": None, "locations": ["file:///elsewhere"]}
+ENDED_IMPORT = {"status": "active", "upload_id": None, "locations": ["swift://images/x"]}
 LATER_UPLOAD = {"status": "saving", "upload_id": "later", "locations": []}
 NEW_STAGE = {"status": "uploading", "upload_id": "stage-2", "locations": []}
 STAGED = {"status": "uploading", "upload_id": None, "locations": []}
@@ -65,6 +65,12 @@ def test_an_abandoned_copy_stays_once_a_later_upload_made_it_the_image(tmp_path)
     location = (tmp_path.resolve() / "images" / IMAGE).as_uri()
     state = {"status": "active", "upload_id": None, "locations": [location]}
     assert after_abandoned_import(tmp_path, state).exists()
+
+
+def test_an_abandoned_copy_goes_though_the_image_is_active_in_another_store(tmp_path):
+    location = (tmp_path.resolve() / "other" / IMAGE).as_uri()
+    state = {"status": "active", "upload_id": None, "locations": [location]}
+    assert not after_abandoned_import(tmp_path, state).exists()
 
 
 def after_import_ended(tmp_path, state: dict | None):

@@ -99,6 +99,17 @@ def test_orphans_removed_and_owned_data_kept(tmp_path):
     assert registry.finished == ["t1"]
 
 
+def test_a_copy_in_another_file_store_does_not_own_the_file(tmp_path):
+    """The image is active with its data in store ``a``; the same name in store ``b``
+    (an import's copy that was never recorded) is an orphan there."""
+    image_id = ids(1)[0]
+    a, b = FileStore(tmp_path / "a"), FileStore(tmp_path / "b")
+    kept, orphan = old_file(a.datadir / image_id), old_file(b.datadir / image_id)
+    registry = Registry({image_id: state("active", locations=[kept.as_uri()])})
+    assert sweep.run(registry, Backends({"a": a, "b": b}, "a"), conf()) == 1
+    assert kept.exists() and not orphan.exists()
+
+
 def test_no_claim_no_sweep(tmp_path):
     orphan = old_file(tmp_path / ids(1)[0])
     registry = Registry({}, token=None)
